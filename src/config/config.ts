@@ -1,0 +1,49 @@
+/** A validated run configuration: every field filled in, every value checked. */
+export type NetMode = 'nat' | 'bridge' | 'user' | 'none';
+export type AccelMode = 'auto' | 'kvm' | 'tcg';
+export type ConsoleMode = 'auto' | 'tmux' | 'stdio' | 'none';
+export type SeedFormat = 'nocloud' | 'configdrive';
+
+export type ImageRef = { kind: 'file'; path: string } | { kind: 'url'; url: string };
+
+export interface VmConfig {
+  name: string;
+  image: ImageRef;
+  /** port specs as given (PCI addresses or vhost-user:PATH, with options); parsed by src/snabb */
+  ports: string[];
+  userDataPath?: string;
+  cpus: number;
+  memoryMiB: number;
+  accel: AccelMode;
+  diskSizeBytes?: number;
+  stopTimeoutSec: number;
+  runDir: string;
+  cacheDir: string;
+  dataDir: string;
+  persist: boolean;
+  sha256?: string;
+  hostname: string;
+  sshKeys: string[];
+  password?: string;
+  seedFormat: SeedFormat;
+  newInstance: boolean;
+  net: NetMode;
+  ip?: string;
+  gateway?: string;
+  forwards: string[];
+  forwardExclude: number[];
+  force: boolean;
+  /** VNC display number, or undefined for none */
+  vncDisplay?: number;
+  vncListen: string;
+  vncPassword?: string;
+  /** web console port, or undefined for none */
+  webPort?: number;
+  webPassword?: string;
+  console: ConsoleMode;
+  quiet: boolean;
+  qemuBinary: string;
+  snabbBinary: string;
+  sysfsRoot: string;
+  hugepagesDir: string;
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { parseRunArgs } from '../cli/run-command.js';
+import { ExitCode, ProblemsError, UserError } from '../errors.js';
+import { loadConfig } from './load-config.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-config-'));
+writeFileSync(path.join(dir, 'disk.qcow2'), 'x');
+writeFileSync(path.join(dir, 'user-data'), '#cloud-config\n');
+
+/** argv and env → config, as the CLI does it, with relative names resolved against the test folder */
+function configFor(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const parsed = parseRunArgs(argv, env);
+  assert.notEqual(parsed, 'exit');
+  if (parsed === 'exit') throw new Error('unreachable');
+  return loadConfig({ ...parsed, env, baseDir: dir });
+}
+
+/** the problems a bad command line gives, and its exit code */
+function problemsFor(argv: string[], env: NodeJS.ProcessEnv = {}): { messages: string[]; exitCode: number } {
+  try {
+    configFor(argv, env);
+  } catch (err) {
+    if (err instanceof ProblemsError) return { messages: err.problems.map((p) => p.message), exitCode: err.exitCode };
+    if (err instanceof UserError) return { messages: [err.message], exitCode: err.exitCode };
+    throw err;
+  }
+  assert.fail(`no problem found in ${argv.join(' ')}`);
+}
+
+test('defaults', () => {
+  const c = configFor(['disk.qcow2']);
+  assert.deepEqual(c.image, { kind: 'file', path: path.join(dir, 'disk.qcow2') });
+  assert.equal(c.name, 'snabbvm');
+  assert.equal(c.cpus, 1);
+  assert.equal(c.memoryMiB, 1024);
+  assert.equal(c.accel, 'auto');
+  assert.equal(c.stopTimeoutSec, 60);
+  assert.equal(c.net, 'nat');
+  assert.equal(c.vncDisplay, 1);
+  assert.equal(c.webPort, 8006);
+  assert.equal(c.hostname, 'snabbvm');
+  assert.equal(c.runDir, '/run/snabbvm/snabbvm');
+  assert.equal(c.cacheDir, '/var/cache/snabbvm');
+  assert.deepEqual(c.ports, []);
+});
+
+test("the original's short options, and the ports after the image", () => {
+  const c = configFor(['-u', 'user-data', '-c', '4', '-m', '2048', 'disk.qcow2', '0000:05:00.0', '05:00.1']);
+  assert.equal(c.userDataPath, path.join(dir, 'user-data'));
+  assert.equal(c.cpus, 4);
+  assert.equal(c.memoryMiB, 2048);
+  assert.deepEqual(c.ports, ['0000:05:00.0', '05:00.1']);
+});
+
+test('long options, memory with units', () => {
+  const c = configFor(['--user-data', 'user-data', '--cpus', '2', '--memory', '2G', '--name', 'vm1', '--accel', 'tcg', 'disk.qcow2']);
+  assert.equal(c.memoryMiB, 2048);
+  assert.equal(c.name, 'vm1');
+  assert.equal(c.accel, 'tcg');
+  assert.equal(c.runDir, '/run/snabbvm/vm1');
+  assert.equal(configFor(['-m', '512M', 'disk.qcow2']).memoryMiB, 512);
+  assert.equal(configFor(['-m', '1.5G', 'disk.qcow2']).memoryMiB, 1536);
+});
+
+test('every option from the environment; the flag wins', () => {
+  const env = { SNABBVM_MEMORY: '2G', SNABBVM_CPUS: '3', SNABBVM_NAME: 'envvm', SNABBVM_PERSIST: 'yes', SNABBVM_FORWARD: 'tcp:2222:22,udp:53:53' };
+  const c = configFor(['disk.qcow2'], env);
+  assert.equal(c.memoryMiB, 2048);
+  assert.equal(c.cpus, 3);
+  assert.equal(c.name, 'envvm');
+  assert.equal(c.persist, true);
+  assert.deepEqual(c.forwards, ['tcp:2222:22', 'udp:53:53']);
+  const flagged = configFor(['-m', '512', '--name', 'flagvm', 'disk.qcow2'], env);
+  assert.equal(flagged.memoryMiB, 512);
+  assert.equal(flagged.name, 'flagvm');
+});
+
+test('NAME names the VM when --name and SNABBVM_NAME are absent', () => {
+  assert.equal(configFor(['disk.qcow2'], { NAME: 'fromname' }).name, 'fromname');
+  assert.equal(configFor(['disk.qcow2'], { NAME: 'fromname', SNABBVM_NAME: 'fromenv' }).name, 'fromenv');
+});
+
+test('a bad yes/no in the environment is a usage error', () => {
+  const p = problemsFor(['disk.qcow2'], { SNABBVM_PERSIST: 'maybe' });
+  assert.equal(p.exitCode, ExitCode.Usage);
+  assert.match(p.messages[0]!, /SNABBVM_PERSIST=maybe is not a yes\/no value/);
+});
+
+test('validation collects every problem, and the most basic category sets the exit code', () => {
+  const p = problemsFor(['-c', '0', '-m', '12XB', '--accel', 'fast', 'missing.img']);
+  assert.equal(p.exitCode, ExitCode.Usage);
+  assert.equal(p.messages.length, 4);
+  assert.match(p.messages.join('\n'), /image .*missing\.img does not exist/);
+  assert.match(p.messages.join('\n'), /--cpus '0' is not valid/);
+  assert.match(p.messages.join('\n'), /--memory '12XB' is not valid/);
+  assert.match(p.messages.join('\n'), /--accel 'fast' is not valid; use one of: auto, kvm, tcg/);
+});
+
+const badLines: [string, string[], RegExp, number][] = [
+  ['unknown option', ['--bogus', 'disk.qcow2'], /unknown option '--bogus'; see snabbvm --help/, ExitCode.Usage],
+  ['missing image argument', [], /no image given; usage: snabbvm/, ExitCode.Usage],
+  ['-c 0', ['-c', '0', 'disk.qcow2'], /--cpus '0' is not valid; give a whole number from 1 to 255/, ExitCode.Usage],
+  ['-c x', ['-c', 'x', 'disk.qcow2'], /--cpus 'x' is not valid/, ExitCode.Usage],
+  ['-m 12XB', ['-m', '12XB', 'disk.qcow2'], /--memory '12XB' is not valid; give MB \(2048\) or a size with a unit \(2G\)/, ExitCode.Usage],
+  ['-m too small', ['-m', '16', 'disk.qcow2'], /at least 64M/, ExitCode.Usage],
+  ['bad name', ['--name', 'a b', 'disk.qcow2'], /name 'a b' is not valid/, ExitCode.Usage],
+  ['bad net', ['--net', 'wifi', 'disk.qcow2'], /--net 'wifi' is not valid; use one of: nat, bridge, user, none/, ExitCode.Usage],
+  ['bad disk size', ['--disk-size', 'big', 'disk.qcow2'], /--disk-size 'big' is not valid/, ExitCode.Usage],
+  ['bad stop timeout', ['--stop-timeout', '-1', 'disk.qcow2'], /--stop-timeout '-1' is not valid|unknown option/, ExitCode.Usage],
+  ['bad forward', ['--forward', 'ssh', 'disk.qcow2'], /--forward 'ssh' is not valid; use proto:hostport:guestport/, ExitCode.Usage],
+  ['bad digest', ['--sha256', 'abc', 'http://example.invalid/a.img'], /digest 'abc' is not valid; give 64 hex digits/, ExitCode.Usage],
+  ['digest on a file', ['--sha256', 'a'.repeat(64), 'disk.qcow2'], /only apply to an image given by URL/, ExitCode.Usage],
+  ['gateway without ip', ['--gateway', '10.0.0.1', 'disk.qcow2'], /--gateway needs --ip/, ExitCode.Usage],
+  ['missing image', ['nothere.qcow2'], /image .*nothere\.qcow2 does not exist; put it in the folder mounted at \/u/, ExitCode.BadInput],
+  ['image is a folder', ['.'], /is not a file/, ExitCode.BadInput],
+  ['missing user-data', ['-u', 'nope.yaml', 'disk.qcow2'], /user-data .*nope\.yaml does not exist/, ExitCode.BadInput],
+  ['malformed URL', ['http://'], /image URL 'http:\/\/' is malformed/, ExitCode.BadInput],
+  ['unknown scheme', ['ftp://example.invalid/a.img'], /image URL scheme 'ftp' is not supported; use http:\/\/ or https:\/\//, ExitCode.BadInput],
+];
+for (const [what, argv, message, exitCode] of badLines) {
+  test(`bad input: ${what}`, () => {
+    const p = problemsFor(argv);
+    assert.equal(p.messages.length, 1, p.messages.join('\n'));
+    assert.match(p.messages[0]!, message);
+    assert.doesNotMatch(p.messages[0]!, /\n/);
+    assert.equal(p.exitCode, exitCode);
+  });
+}
+
+test('bad input: an unreadable user-data file', { skip: process.getuid?.() === 0 ? 'root reads every file; the CLI test covers it with a folder' : false }, () => {
+  const f = path.join(dir, 'secret');
+  writeFileSync(f, '#cloud-config\n');
+  chmodSync(f, 0o000);
+  assert.match(problemsFor(['-u', 'secret', 'disk.qcow2']).messages[0]!, /cannot be read \(EACCES\)/);
+});

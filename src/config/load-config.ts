@@ -1,0 +1,205 @@
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { inputError, ProblemsError, usageError, type UserError } from '../errors.js';
+import type { AccelMode, ConsoleMode, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
+import type { RawOptions } from './options.js';
+import { parseSize } from './size.js';
+
+export interface ConfigInput {
+  /** options from the command line, already merged over the environment (the flag wins) */
+  raw: RawOptions;
+  /** the image, then the ports */
+  positionals: string[];
+  env: NodeJS.ProcessEnv;
+  /** relative file names resolve against this: /u when it exists, else the current folder */
+  baseDir: string;
+}
+
+export const DEFAULT_NAME = 'snabbvm';
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** The folder relative paths resolve against: the container's /u mount when there is one. */
+export function defaultBaseDir(): string {
+  return existsSync('/u') ? '/u' : process.cwd();
+}
+
+/**
+ * Fills in defaults and validates, collecting every problem before it reports.
+ * Throws ProblemsError; its exit code is the most basic category among the problems.
+ */
+export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmConfig {
+  const problems: UserError[] = [];
+  const usage = (msg: string) => problems.push(usageError(msg));
+  const input = (msg: string) => problems.push(inputError(msg));
+  const resolve = (p: string) => path.resolve(baseDir, p);
+
+  const oneOf = <T extends string>(what: string, value: string | undefined, allowed: readonly T[], dflt: T): T => {
+    if (value === undefined) return dflt;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    usage(`${what} '${value}' is not valid; use one of: ${allowed.join(', ')}`);
+    return dflt;
+  };
+  const integer = (what: string, value: string | undefined, dflt: number, min: number, max: number): number => {
+    if (value === undefined) return dflt;
+    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      usage(`${what} '${value}' is not valid; give a whole number from ${min} to ${max}`);
+      return dflt;
+    }
+    return n;
+  };
+  const readableFile = (what: string, given: string): string => {
+    const p = resolve(given);
+    try {
+      if (!statSync(p).isFile()) {
+        input(`${what} ${p} is not a file`);
+        return p;
+      }
+      accessSync(p, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') input(`${what} ${p} does not exist; put it in the folder mounted at /u (-v $PWD:/u)`);
+      else input(`${what} ${p} cannot be read (${code}); check its permissions`);
+    }
+    return p;
+  };
+
+  // Positionals: the image, then the ports.
+  const [imageArg, ...ports] = positionals;
+  let image: ImageRef = { kind: 'file', path: '' };
+  if (imageArg === undefined || imageArg === '') {
+    usage("no image given; usage: snabbvm [options] <image file in /u, or URL> [PCI address ...]");
+  } else if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(imageArg)) {
+    image = parseImageUrl(imageArg, input);
+  } else {
+    image = { kind: 'file', path: readableFile('image', imageArg) };
+  }
+
+  const name = raw.name ?? env.NAME ?? DEFAULT_NAME;
+  if (!NAME_RE.test(name)) usage(`name '${name}' is not valid; use letters, digits, '.', '_' and '-', at most 63`);
+
+  const cpus = integer('--cpus', raw.cpus, 1, 1, 255);
+
+  let memoryMiB = 1024;
+  if (raw.memory !== undefined) {
+    const bytes = parseSize(raw.memory, 'M');
+    if (bytes === undefined || bytes < 64 * 2 ** 20 || bytes % 2 ** 20 !== 0) {
+      usage(`--memory '${raw.memory}' is not valid; give MB (2048) or a size with a unit (2G), at least 64M`);
+    } else {
+      memoryMiB = bytes / 2 ** 20;
+    }
+  }
+
+  let diskSizeBytes: number | undefined;
+  if (raw.diskSize !== undefined) {
+    diskSizeBytes = parseSize(raw.diskSize);
+    if (diskSizeBytes === undefined || diskSizeBytes < 2 ** 20) {
+      usage(`--disk-size '${raw.diskSize}' is not valid; give a size with a unit, such as 20G`);
+      diskSizeBytes = undefined;
+    }
+  }
+
+  let sha256: string | undefined;
+  if (raw.sha256 !== undefined && raw.digest !== undefined) usage('give --sha256 or --digest, not both');
+  const digest = raw.sha256 ?? (raw.digest?.toLowerCase().startsWith('sha256:') ? raw.digest.slice(7) : raw.digest);
+  if (digest !== undefined) {
+    if (/^[0-9a-fA-F]{64}$/.test(digest)) sha256 = digest.toLowerCase();
+    else usage(`digest '${raw.sha256 ?? raw.digest}' is not valid; give 64 hex digits, as --sha256 HEX or --digest sha256:HEX`);
+    if (image.kind !== 'url' && imageArg !== undefined) usage('--sha256/--digest only apply to an image given by URL');
+  }
+
+  // Without --hostname, the VM name with what a hostname can't hold turned into '-'.
+  const hostname = raw.hostname ?? (name.replace(/[^A-Za-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || DEFAULT_NAME);
+  if (!HOSTNAME_RE.test(hostname)) usage(`--hostname '${hostname}' is not valid; use letters, digits and '-', at most 63`);
+
+  const sshKeys = (raw.sshKey ?? []).map((k) => readSshKey(k, resolve, input));
+
+  const net = oneOf<NetMode>('--net', raw.net, ['nat', 'bridge', 'user', 'none'], 'nat');
+  if (raw.ip !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(raw.ip)) usage(`--ip '${raw.ip}' is not valid; give an address with a prefix length, such as 172.17.0.50/16`);
+  if (raw.gateway !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(raw.gateway)) usage(`--gateway '${raw.gateway}' is not valid; give an IPv4 address`);
+  if (raw.gateway !== undefined && raw.ip === undefined) usage('--gateway needs --ip');
+  const forwards = raw.forward ?? [];
+  for (const f of forwards) {
+    if (!/^(tcp|udp):\d{1,5}:\d{1,5}$/.test(f)) usage(`--forward '${f}' is not valid; use proto:hostport:guestport, such as tcp:2222:22`);
+  }
+  const forwardExclude: number[] = [];
+  for (const p of raw.forwardExclude ?? []) forwardExclude.push(integer('--forward-exclude', p, 0, 1, 65535));
+
+  let vncDisplay: number | undefined = 1;
+  if (raw.vnc !== undefined) vncDisplay = raw.vnc === 'none' ? undefined : integer('--vnc', raw.vnc, 1, 0, 99);
+  let webPort: number | undefined = 8006;
+  if (raw.web !== undefined) webPort = raw.web === 'none' ? undefined : integer('--web', raw.web, 8006, 1, 65535);
+
+  const config: VmConfig = {
+    name,
+    image,
+    ports,
+    cpus,
+    memoryMiB,
+    accel: oneOf<AccelMode>('--accel', raw.accel, ['auto', 'kvm', 'tcg'], 'auto'),
+    stopTimeoutSec: integer('--stop-timeout', raw.stopTimeout, 60, 0, 86400),
+    runDir: path.resolve(raw.runDir ?? path.join('/run/snabbvm', name)),
+    cacheDir: path.resolve(raw.cacheDir ?? '/var/cache/snabbvm'),
+    dataDir: path.resolve(raw.dataDir ?? '/var/lib/snabbvm'),
+    persist: raw.persist ?? false,
+    hostname,
+    sshKeys,
+    seedFormat: oneOf<SeedFormat>('--seed-format', raw.seedFormat, ['nocloud', 'configdrive'], 'nocloud'),
+    newInstance: raw.newInstance ?? false,
+    net,
+    forwards,
+    forwardExclude,
+    force: raw.force ?? false,
+    vncListen: raw.vncListen ?? '0.0.0.0',
+    console: oneOf<ConsoleMode>('--console', raw.console, ['auto', 'tmux', 'stdio', 'none'], 'auto'),
+    quiet: raw.quiet ?? false,
+    qemuBinary: raw.qemu ?? 'qemu-system-x86_64',
+    snabbBinary: raw.snabb ?? 'snabb',
+    sysfsRoot: raw.sysfsRoot ?? '/sys',
+    hugepagesDir: raw.hugepagesDir ?? '/dev/hugepages',
+  };
+  if (raw.userData !== undefined) config.userDataPath = readableFile('user-data', raw.userData);
+  if (diskSizeBytes !== undefined) config.diskSizeBytes = diskSizeBytes;
+  if (sha256 !== undefined) config.sha256 = sha256;
+  if (raw.password !== undefined) config.password = raw.password;
+  if (raw.ip !== undefined) config.ip = raw.ip;
+  if (raw.gateway !== undefined) config.gateway = raw.gateway;
+  if (vncDisplay !== undefined) config.vncDisplay = vncDisplay;
+  if (raw.vncPassword !== undefined) config.vncPassword = raw.vncPassword;
+  if (webPort !== undefined) config.webPort = webPort;
+  if (raw.webPassword !== undefined) config.webPassword = raw.webPassword;
+
+  if (problems.length > 0) throw new ProblemsError(problems);
+  return config;
+}
+
+function parseImageUrl(text: string, input: (msg: string) => void): ImageRef {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    input(`image URL '${text}' is malformed; give a full http:// or https:// address`);
+    return { kind: 'url', url: text };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    input(`image URL scheme '${url.protocol.slice(0, -1)}' is not supported; use http:// or https://, or put the file in /u`);
+  } else if (url.hostname === '') {
+    input(`image URL '${text}' has no host; give a full http:// or https:// address`);
+  }
+  return { kind: 'url', url: url.href };
+}
+
+/** An --ssh-key is a public key itself, or a file that holds one or more. */
+function readSshKey(given: string, resolve: (p: string) => string, input: (msg: string) => void): string {
+  if (/^(ssh-|ecdsa-|sk-)/.test(given.trim())) return given.trim();
+  const p = resolve(given);
+  try {
+    const text = readFileSync(p, 'utf8').trim();
+    if (!/^(ssh-|ecdsa-|sk-)/m.test(text)) input(`--ssh-key ${p} holds no public key; give a .pub file or the key itself`);
+    return text;
+  } catch (err) {
+    input(`--ssh-key '${given}' is neither a public key nor a readable file (${(err as NodeJS.ErrnoException).code})`);
+    return '';
+  }
+}

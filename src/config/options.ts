@@ -1,0 +1,128 @@
+/**
+ * Every option of `snabbvm run`, in one table. The CLI parser, the environment reader, the help text, the README
+ * and the deploy manifests' test all read it, so an option exists everywhere or nowhere.
+ */
+export interface OptionSpec {
+  /** commander flag syntax, e.g. '-m, --memory <size>' */
+  readonly flags: string;
+  /** camelCase key in RawOptions */
+  readonly key: keyof RawOptions;
+  /** environment variable; the flag wins over it */
+  readonly env: string;
+  readonly description: string;
+  /** what the default is, for the help text (the value itself is in defaults.ts) */
+  readonly defaultText?: string;
+  /** may be given more than once; in the environment the values are split on `envSeparator` */
+  readonly repeatable?: boolean;
+  readonly envSeparator?: string;
+  /** a flag without a value (`--persist`); its env var takes 1/0, true/false, yes/no */
+  readonly boolean?: boolean;
+  /** hidden from --help: for tests and for running outside a container */
+  readonly hidden?: boolean;
+}
+
+/** Option values as strings, before defaults and validation. */
+export interface RawOptions {
+  userData?: string;
+  cpus?: string;
+  memory?: string;
+  name?: string;
+  accel?: string;
+  diskSize?: string;
+  stopTimeout?: string;
+  cacheDir?: string;
+  runDir?: string;
+  dataDir?: string;
+  persist?: boolean;
+  sha256?: string;
+  digest?: string;
+  hostname?: string;
+  sshKey?: string[];
+  password?: string;
+  seedFormat?: string;
+  newInstance?: boolean;
+  net?: string;
+  ip?: string;
+  gateway?: string;
+  forward?: string[];
+  forwardExclude?: string[];
+  force?: boolean;
+  vnc?: string;
+  vncListen?: string;
+  vncPassword?: string;
+  web?: string;
+  webPassword?: string;
+  console?: string;
+  quiet?: boolean;
+  qemu?: string;
+  snabb?: string;
+  sysfsRoot?: string;
+  hugepagesDir?: string;
+}
+
+export const runOptions: readonly OptionSpec[] = [
+  { flags: '-u, --user-data <file>', key: 'userData', env: 'SNABBVM_USER_DATA', description: 'cloud-init user-data file (relative to /u)' },
+  { flags: '-c, --cpus <n>', key: 'cpus', env: 'SNABBVM_CPUS', description: 'virtual CPUs', defaultText: '1' },
+  { flags: '-m, --memory <size>', key: 'memory', env: 'SNABBVM_MEMORY', description: 'guest memory: MB, or with a unit (2G)', defaultText: '1024' },
+  { flags: '--name <name>', key: 'name', env: 'SNABBVM_NAME', description: 'VM name: tmux session, MACs, runtime folder (env NAME also works)', defaultText: 'snabbvm' },
+  { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if usable, else TCG with a warning)', defaultText: 'auto' },
+  { flags: '--disk-size <size>', key: 'diskSize', env: 'SNABBVM_DISK_SIZE', description: "grow the VM's disk to this size (never shrinks); blank disk size for an ISO", defaultText: '10G for an ISO' },
+  { flags: '--stop-timeout <seconds>', key: 'stopTimeout', env: 'SNABBVM_STOP_TIMEOUT', description: 'how long to wait for the guest to power off after SIGTERM before forcing it', defaultText: '60' },
+  { flags: '--cache-dir <dir>', key: 'cacheDir', env: 'SNABBVM_CACHE_DIR', description: 'downloaded and unpacked images', defaultText: '/var/cache/snabbvm' },
+  { flags: '--run-dir <dir>', key: 'runDir', env: 'SNABBVM_RUN_DIR', description: 'runtime files (sockets, overlay, logs)', defaultText: '/run/snabbvm/<name>' },
+  { flags: '--data-dir <dir>', key: 'dataDir', env: 'SNABBVM_DATA_DIR', description: "where --persist keeps the VM's disk", defaultText: '/var/lib/snabbvm' },
+  { flags: '--persist', key: 'persist', env: 'SNABBVM_PERSIST', boolean: true, description: "keep the VM's writes across container restarts (in --data-dir)" },
+  { flags: '--sha256 <hex>', key: 'sha256', env: 'SNABBVM_SHA256', description: 'expected SHA-256 of the downloaded image' },
+  { flags: '--digest <algo:hex>', key: 'digest', env: 'SNABBVM_DIGEST', description: 'expected digest of the downloaded image, as sha256:HEX' },
+  { flags: '--hostname <name>', key: 'hostname', env: 'SNABBVM_HOSTNAME', description: "guest hostname", defaultText: 'the VM name' },
+  { flags: '--ssh-key <file|key>', key: 'sshKey', env: 'SNABBVM_SSH_KEY', repeatable: true, envSeparator: '\n', description: "authorized key for the image's default user (repeatable)" },
+  { flags: '--password <password>', key: 'password', env: 'SNABBVM_PASSWORD', description: "password for the default user's console login" },
+  { flags: '--seed-format <format>', key: 'seedFormat', env: 'SNABBVM_SEED_FORMAT', description: 'nocloud | configdrive', defaultText: 'nocloud' },
+  { flags: '--new-instance', key: 'newInstance', env: 'SNABBVM_NEW_INSTANCE', boolean: true, description: 'new cloud-init instance-id, so cloud-init runs again' },
+  { flags: '--net <mode>', key: 'net', env: 'SNABBVM_NET', description: 'eth0: nat | bridge | user | none', defaultText: 'nat' },
+  { flags: '--ip <addr/len>', key: 'ip', env: 'SNABBVM_IP', description: "static address for the VM's eth0 (bridge mode)" },
+  { flags: '--gateway <addr>', key: 'gateway', env: 'SNABBVM_GATEWAY', description: 'default gateway with --ip' },
+  { flags: '--forward <proto:host:guest>', key: 'forward', env: 'SNABBVM_FORWARD', repeatable: true, envSeparator: ',', description: 'user mode port forward, e.g. tcp:2222:22 (repeatable)' },
+  { flags: '--forward-exclude <port>', key: 'forwardExclude', env: 'SNABBVM_FORWARD_EXCLUDE', repeatable: true, envSeparator: ',', description: 'nat mode: ports kept for the container, not forwarded to the VM' },
+  { flags: '--force', key: 'force', env: 'SNABBVM_FORCE', boolean: true, description: "use a NIC even if the host's kernel has addresses or routes on it" },
+  { flags: '--vnc <display|none>', key: 'vnc', env: 'SNABBVM_VNC', description: 'VNC display number (port 5900+N), or none', defaultText: '1' },
+  { flags: '--vnc-listen <addr>', key: 'vncListen', env: 'SNABBVM_VNC_LISTEN', description: 'VNC listen address', defaultText: '0.0.0.0' },
+  { flags: '--vnc-password <password>', key: 'vncPassword', env: 'SNABBVM_VNC_PASSWORD', description: 'require this VNC password' },
+  { flags: '--web <port|none>', key: 'web', env: 'SNABBVM_WEB', description: 'web console port, or none', defaultText: '8006' },
+  { flags: '--web-password <password>', key: 'webPassword', env: 'SNABBVM_WEB_PASSWORD', description: 'require this password for the web console' },
+  { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
+  { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
+  { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary', defaultText: 'qemu-system-x86_64', hidden: true },
+  { flags: '--snabb <path>', key: 'snabb', env: 'SNABBVM_SNABB', description: 'Snabb binary', defaultText: 'snabb', hidden: true },
+  { flags: '--sysfs-root <dir>', key: 'sysfsRoot', env: 'SNABBVM_SYSFS_ROOT', description: 'root of sysfs (tests)', defaultText: '/sys', hidden: true },
+  { flags: '--hugepages-dir <dir>', key: 'hugepagesDir', env: 'SNABBVM_HUGEPAGES_DIR', description: 'hugetlbfs mount for guest memory', defaultText: '/dev/hugepages', hidden: true },
+];
+
+/** Reads the environment into RawOptions. Unparseable booleans are reported, not guessed. */
+export function readEnvOptions(env: NodeJS.ProcessEnv, problems: string[]): RawOptions {
+  const raw: Record<string, unknown> = {};
+  for (const spec of runOptions) {
+    const value = env[spec.env];
+    if (value === undefined) continue;
+    if (spec.boolean) {
+      const b = parseBool(value);
+      if (b === undefined) problems.push(`${spec.env}=${value} is not a yes/no value; use 1 or 0`);
+      else raw[spec.key] = b;
+    } else if (spec.repeatable) {
+      raw[spec.key] = value
+        .split(spec.envSeparator ?? ',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    } else {
+      raw[spec.key] = value;
+    }
+  }
+  return raw as RawOptions;
+}
+
+function parseBool(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  return undefined;
+}

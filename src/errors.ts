@@ -1,0 +1,44 @@
+/** Exit codes, documented in the README. */
+export const ExitCode = {
+  /** The guest powered itself off (also in answer to an ACPI powerdown from `docker stop`). */
+  Ok: 0,
+  /** Anything else: QEMU crashed, an internal error. */
+  Failure: 1,
+  /** The command line is wrong: unknown option, bad option value, missing image argument. */
+  Usage: 2,
+  /** An input is wrong: the image, the user-data, a URL, a port spec. */
+  BadInput: 3,
+  /** The host is not ready: no KVM and TCG not allowed, no privileges, no hugepages. */
+  HostNotReady: 4,
+  /** The guest ignored the ACPI powerdown for --stop-timeout and was forced off. */
+  Forced: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A problem the user can fix: printed as one line, no stack trace. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'UserError';
+  }
+}
+
+/** Several problems found at once (validation collects all before it reports). */
+export class ProblemsError extends Error {
+  constructor(readonly problems: UserError[]) {
+    super(problems.map((p) => p.message).join('\n'));
+    this.name = 'ProblemsError';
+  }
+  /** The most basic category wins: a usage error before bad input before host trouble. */
+  get exitCode(): ExitCode {
+    return Math.min(...this.problems.map((p) => p.exitCode)) as ExitCode;
+  }
+}
+
+export const usageError = (msg: string) => new UserError(msg, ExitCode.Usage);
+export const inputError = (msg: string, cause?: unknown) => new UserError(msg, ExitCode.BadInput, { cause });
+export const hostError = (msg: string, cause?: unknown) => new UserError(msg, ExitCode.HostNotReady, { cause });

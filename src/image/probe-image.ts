@@ -1,0 +1,83 @@
+import { open } from 'node:fs/promises';
+import { inputError } from '../errors.js';
+import { runProgram } from '../process/run-program.js';
+
+/** What kind of file the first argument is, judged by content, never by name. */
+export type ImageKind =
+  | { kind: 'disk'; format: string; virtualSize: number }
+  | { kind: 'iso'; virtualSize: number }
+  | { kind: 'compressed'; compression: Compression };
+export type Compression = 'gzip' | 'xz' | 'bzip2' | 'zstd';
+
+/** Formats QEMU can boot from directly; others are converted to qcow2 first. */
+export const DIRECT_FORMATS = ['qcow2', 'raw'];
+export const CONVERTIBLE_FORMATS = ['vmdk', 'vhdx', 'vdi', 'vpc', 'qed', 'parallels', 'dmg', 'cloop'];
+
+/** Magic numbers of the compressions we unpack. */
+export function sniffCompression(head: Buffer): Compression | undefined {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return 'zstd';
+  return undefined;
+}
+
+/** An ISO 9660 volume has "CD001" at byte 32769. */
+export function isIso(sector16: Buffer): boolean {
+  return sector16.subarray(1, 6).toString('latin1') === 'CD001';
+}
+
+/**
+ * qemu-img calls any file "raw", so a raw image must also look like a disk: a boot signature, a filesystem,
+ * or at least not text. This refuses the classic mistake of an HTML error page saved under a .img name.
+ */
+export function describeNonDisk(head: Buffer): string | undefined {
+  const text = head.toString('latin1');
+  if (/^\s*<(!doctype|html|\?xml)/i.test(text)) return 'it is an HTML or XML page, not a disk image (a failed download?)';
+  if (head.length < 512) return 'it is smaller than one disk sector';
+  const bootSignature = head[510] === 0x55 && head[511] === 0xaa;
+  const ext = head.length >= 1082 && head.readUInt16LE(1080) === 0xef53;
+  if (bootSignature || ext) return undefined;
+  // printable ASCII, tabs and newlines only: a text file
+  if (/^[\x09\x0a\x0d\x20-\x7e]*$/.test(text.replace(/\0+$/, ''))) return 'it is a text file, not a disk image';
+  return undefined;
+}
+
+async function readAt(path: string, position: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, position);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+interface QemuImgInfo {
+  format: string;
+  'virtual-size': number;
+}
+
+/** Probes a local file's format with `qemu-img info --output=json` and its content. Throws exit 3 for a non-image. */
+export async function probeImage(path: string): Promise<ImageKind> {
+  const head = await readAt(path, 0, 4096);
+  const compression = sniffCompression(head);
+  if (compression) return { kind: 'compressed', compression };
+
+  let info: QemuImgInfo;
+  try {
+    const { stdout } = await runProgram(['qemu-img', 'info', '--output=json', path]);
+    info = JSON.parse(stdout) as QemuImgInfo;
+  } catch (err) {
+    throw inputError(`image ${path} cannot be read by qemu-img: ${(err as Error).message}`, err);
+  }
+  if (info.format === 'raw') {
+    if (isIso(await readAt(path, 32768, 6))) return { kind: 'iso', virtualSize: info['virtual-size'] };
+    const why = describeNonDisk(head);
+    if (why) throw inputError(`image ${path} is not a disk image: ${why}; give a qcow2, raw, vmdk or ISO file, or its URL`);
+  } else if (!DIRECT_FORMATS.includes(info.format) && !CONVERTIBLE_FORMATS.includes(info.format)) {
+    throw inputError(`image ${path} has format '${info.format}', which snabbvm cannot boot; convert it to qcow2 with qemu-img convert`);
+  }
+  return { kind: 'disk', format: info.format, virtualSize: info['virtual-size'] };
+}

@@ -1,0 +1,34 @@
+import path from 'node:path';
+
+/** Every runtime file of one VM, in one place. All live under the VM's run folder unless noted. */
+export function runtimePaths(runDir: string) {
+  const at = (name: string) => path.join(runDir, name);
+  return {
+    runDir,
+    /** the launcher's own QMP connection */
+    qmpSocket: at('qmp.sock'),
+    /** a second QMP socket for `snabbvm status` and friends, since QEMU serves one client per socket */
+    qmpToolsSocket: at('qmp-tools.sock'),
+    /** the QEMU human monitor */
+    monitorSocket: at('monitor.sock'),
+    serialSocket: at('serial.sock'),
+    /** everything the guest wrote to its serial console */
+    serialLog: at('serial.log'),
+    qemuLog: at('qemu.log'),
+    qemuPidFile: at('qemu.pid'),
+    /** the launcher's pid and facts for `snabbvm status` */
+    stateFile: at('state.json'),
+    lockFile: at('launcher.lock'),
+    overlay: at('disk.qcow2'),
+    seedDir: at('seed'),
+    seedImage: at('seed.iso'),
+    snabbDir: at('snabb'),
+    snabbConfig: (nicIndex: number) => at(`snabb/eth${nicIndex}.lua`),
+    snabbLog: (nicIndex: number) => at(`snabb/eth${nicIndex}.log`),
+    /** Snabb replaces %s with the port_id */
+    vhostSocketPattern: at('snabb/%s.sock'),
+    vhostSocket: (portId: string) => at(`snabb/${portId}.sock`),
+    dnsmasqDir: at('dnsmasq'),
+  };
+}
+export type RuntimePaths = ReturnType<typeof runtimePaths>;

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runtimePaths } from '../paths.js';
+import { buildQemuArgv } from './build-qemu-argv.js';
+import type { QemuPlan } from './qemu-plan.js';
+
+const paths = runtimePaths('/run/snabbvm/vm1');
+const base: QemuPlan = {
+  binary: 'qemu-system-x86_64',
+  name: 'vm1',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  memory: { kind: 'anonymous' },
+  disk: paths.overlay,
+  nics: [],
+  paths,
+  vhostUserWithoutMsix: false,
+};
+
+/** the value that follows each occurrence of a flag */
+const valuesOf = (argv: string[], flag: string) => argv.flatMap((a, i) => (a === flag ? [argv[i + 1]!] : []));
+
+test('a plain TCG VM: accel, CPUs, memory, the overlay, control sockets and a logged serial console', () => {
+  const argv = buildQemuArgv(base);
+  assert.equal(argv[0], 'qemu-system-x86_64');
+  assert.deepEqual(valuesOf(argv, '-accel'), ['tcg']);
+  assert.deepEqual(valuesOf(argv, '-cpu'), ['max']);
+  assert.deepEqual(valuesOf(argv, '-smp'), ['2']);
+  assert.deepEqual(valuesOf(argv, '-m'), ['1024M']);
+  assert.deepEqual(valuesOf(argv, '-drive'), ['file=/run/snabbvm/vm1/disk.qcow2,format=qcow2,if=virtio,discard=unmap']);
+  assert.deepEqual(valuesOf(argv, '-mon'), ['chardev=qmp,mode=control', 'chardev=qmptools,mode=control', 'chardev=hmp,mode=readline']);
+  const chardevs = valuesOf(argv, '-chardev');
+  assert.ok(chardevs.includes('socket,id=qmp,path=/run/snabbvm/vm1/qmp.sock,server=on,wait=off'));
+  assert.ok(chardevs.includes('socket,id=serial0,path=/run/snabbvm/vm1/serial.sock,server=on,wait=off,logfile=/run/snabbvm/vm1/serial.log,logappend=on'));
+  assert.deepEqual(valuesOf(argv, '-serial'), ['chardev:serial0']);
+  assert.deepEqual(valuesOf(argv, '-display'), ['none']);
+  assert.deepEqual(valuesOf(argv, '-vnc'), []);
+  assert.ok(argv.includes('-nodefaults'));
+});
+
+test('KVM uses the host CPU', () => {
+  const argv = buildQemuArgv({ ...base, accel: 'kvm' });
+  assert.deepEqual(valuesOf(argv, '-accel'), ['kvm']);
+  assert.deepEqual(valuesOf(argv, '-cpu'), ['host']);
+});
+
+test('an ISO boots once from a read-only CD-ROM, and the seed is a read-only disk', () => {
+  const argv = buildQemuArgv({ ...base, cdrom: '/u/install.iso', seed: paths.seedImage });
+  assert.deepEqual(valuesOf(argv, '-drive'), [
+    'file=/run/snabbvm/vm1/disk.qcow2,format=qcow2,if=virtio,discard=unmap',
+    'file=/u/install.iso,format=raw,media=cdrom,readonly=on',
+    'file=/run/snabbvm/vm1/seed.iso,format=raw,if=virtio,readonly=on',
+  ]);
+  assert.deepEqual(valuesOf(argv, '-boot'), ['once=d']);
+});
+
+test('NICs: tap, user with forwards, vhost-user as server with and without MSI-X', () => {
+  const nics: QemuPlan['nics'] = [
+    { kind: 'tap', mac: '02:00:00:00:00:00', ifname: 'tap0' },
+    { kind: 'user', mac: '02:00:00:00:00:01', forwards: [{ proto: 'tcp', hostPort: 2222, guestPort: 22 }] },
+    { kind: 'vhost-user', mac: '02:00:00:00:00:02', socket: '/run/snabbvm/vm1/snabb/vm1_eth2.sock' },
+  ];
+  const argv = buildQemuArgv({ ...base, nics });
+  assert.deepEqual(valuesOf(argv, '-netdev'), [
+    'tap,id=net0,ifname=tap0,script=no,downscript=no',
+    'user,id=net1,hostfwd=tcp::2222-:22',
+    'vhost-user,id=net2,chardev=chr2',
+  ]);
+  assert.ok(valuesOf(argv, '-chardev').includes('socket,id=chr2,path=/run/snabbvm/vm1/snabb/vm1_eth2.sock,server=on,wait=off'));
+  const devices = valuesOf(argv, '-device').filter((d) => d.startsWith('virtio-net-pci'));
+  assert.deepEqual(devices, [
+    'virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00',
+    'virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01',
+    'virtio-net-pci,netdev=net2,mac=02:00:00:00:00:02',
+  ]);
+  const old = valuesOf(buildQemuArgv({ ...base, nics, vhostUserWithoutMsix: true }), '-device');
+  assert.ok(old.includes('virtio-net-pci,netdev=net2,mac=02:00:00:00:00:02,vectors=0'));
+  assert.ok(old.includes('virtio-net-pci,netdev=net0,mac=02:00:00:00:00:00'), 'only vhost-user NICs lose MSI-X');
+});
+
+test('shared guest memory for vhost-user: hugetlbfs bound to a NUMA node, or memfd', () => {
+  const huge = buildQemuArgv({ ...base, memory: { kind: 'hugetlbfs', dir: '/dev/hugepages', hostNode: 1 } });
+  assert.deepEqual(valuesOf(huge, '-object'), ['memory-backend-file,id=mem0,size=1024M,mem-path=/dev/hugepages,share=on,prealloc=on,host-nodes=1,policy=bind']);
+  assert.deepEqual(valuesOf(huge, '-numa'), ['node,memdev=mem0']);
+  const memfd = buildQemuArgv({ ...base, memory: { kind: 'memfd' } });
+  assert.deepEqual(valuesOf(memfd, '-object'), ['memory-backend-memfd,id=mem0,size=1024M,share=on']);
+});
+
+test('VNC: display, websocket, and a password only through a secret file', () => {
+  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1, websocketPort: 5701, passwordFile: '/run/snabbvm/vm1/vnc.pw' } });
+  assert.deepEqual(valuesOf(argv, '-vnc'), ['0.0.0.0:1,websocket=5701,password-secret=vncpass']);
+  assert.deepEqual(valuesOf(argv, '-object'), ['secret,id=vncpass,file=/run/snabbvm/vm1/vnc.pw']);
+});

@@ -1,0 +1,46 @@
+import type { RuntimePaths } from '../paths.js';
+
+/** Everything QEMU's command line depends on, as data. Built by the planners, rendered by buildQemuArgv. */
+export interface QemuPlan {
+  binary: string;
+  name: string;
+  accel: 'kvm' | 'tcg';
+  cpus: number;
+  memoryMiB: number;
+  memory: GuestMemory;
+  /** the VM's writable disk: always a qcow2 overlay or a blank qcow2 */
+  disk: string;
+  /** an ISO to boot from once, as a CD-ROM */
+  cdrom?: string;
+  /** the cloud-init seed image (raw ISO) */
+  seed?: string;
+  nics: NicPlan[];
+  paths: RuntimePaths;
+  vnc?: VncPlan;
+  /**
+   * `vectors=0` on vhost-user NICs: QEMU < 8 under TCG segfaults in msix_set_vector_notifiers otherwise
+   * (platform-facts.md). QEMU 10 does not need it.
+   */
+  vhostUserWithoutMsix: boolean;
+}
+
+export type GuestMemory =
+  | { kind: 'anonymous' }
+  /** hugetlbfs, shared so that a vhost-user backend (Snabb) can map it */
+  | { kind: 'hugetlbfs'; dir: string; hostNode?: number }
+  /** memfd, shared: enough for external vhost-user backends when no hugepages are free */
+  | { kind: 'memfd' };
+
+export type NicPlan =
+  | { kind: 'tap'; mac: string; ifname: string }
+  | { kind: 'user'; mac: string; forwards: { proto: 'tcp' | 'udp'; hostPort: number; guestPort: number }[] }
+  | { kind: 'vhost-user'; mac: string; socket: string };
+
+export interface VncPlan {
+  listen: string;
+  display: number;
+  /** a file holding the password, read by QEMU as a secret, so it never shows on the command line */
+  passwordFile?: string;
+  /** also serve VNC over a websocket (for the web console) on this port */
+  websocketPort?: number;
+}

@@ -1,0 +1,29 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The repo's root, from dist/test/helpers or test/helpers. */
+export const repoRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+
+let cloudImage: string | undefined;
+/**
+ * The Debian cloud image fixture, built by test/fixtures/build-cloud-image.sh on first use and cached outside the
+ * repo, keyed by the script's inputs. The first build takes about 90 s.
+ */
+export function cloudImagePath(): string {
+  cloudImage ??= execFileSync('bash', [`${repoRoot}test/fixtures/build-cloud-image.sh`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+  return cloudImage;
+}
+
+/** Why the VM tests cannot run here, or undefined when they can. Printed by the skip. */
+export function whyNoVmTests(): string | undefined {
+  if (process.getuid?.() !== 0) return 'VM tests need root (debootstrap builds the fixture image)';
+  try {
+    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
+  }
+  return undefined;
+}
