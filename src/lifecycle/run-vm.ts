@@ -1,16 +1,18 @@
 import { statSync } from 'node:fs';
 import { setInterval as every } from 'node:timers/promises';
 import type { VmConfig } from '../config/config.js';
-import { startSerialStream } from '../console/stream-serial.js';
-import { ExitCode, UserError } from '../errors.js';
+import { attachConsoles, planVnc, startConsoles } from '../console/start-consoles.js';
+import { writeSeed } from '../cloudinit/write-seed.js';
+import { applyNetwork } from '../network/apply-network.js';
+import { startPorts } from '../snabb/start-ports.js';
+import { ExitCode } from '../errors.js';
 import { planDisk, writeDisk } from '../image/prepare-disk.js';
 import { resolveBaseImage } from '../image/resolve-base-image.js';
 import { log } from '../log.js';
-import { planUserModeNic } from '../network/plan-network.js';
 import { runtimePaths } from '../paths.js';
 import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
 import { chooseAccel, guestLooksStuck, parseRip } from '../qemu/probe-accel.js';
-import type { NicPlan, QemuPlan } from '../qemu/qemu-plan.js';
+import type { QemuPlan } from '../qemu/qemu-plan.js';
 import { startQemu, type StartedQemu, type VmEnd } from '../qemu/start-qemu.js';
 import { claimRunDir, readState, writeState } from './claim-run-dir.js';
 import { CleanupStack } from './cleanup-stack.js';
@@ -27,7 +29,6 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
   const cleanup = new CleanupStack();
   const paths = runtimePaths(config.runDir);
   let signalled: NodeJS.Signals | undefined;
-  let qemu: StartedQemu | undefined;
   let onSignal: (() => void) | undefined;
   const unhook = onStopSignal((signal) => {
     signalled = signal;
@@ -47,9 +48,15 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     await writeDisk(planDisk(base, paths.overlay, config.diskSizeBytes), paths.overlay, cleanup);
     checkpoint();
 
-    const nics: NicPlan[] = [];
-    if (config.net === 'user') nics.push(planUserModeNic(config));
-    else if (config.net !== 'none') throw new UserError(`--net ${config.net} is not supported yet; use --net user or --net none`, ExitCode.Usage);
+    // eth0, then the Snabb ports (eth1..N), then the seed that tells the guest how to configure them all.
+    const vnc = await planVnc(config, paths);
+    const network = await applyNetwork(config, paths, cleanup, launcherPorts(config));
+    checkpoint();
+    const ports = await startPorts(config, paths, cleanup);
+    checkpoint();
+    const guestNics = [...(network.guestNic ? [network.guestNic] : []), ...ports.guestNics];
+    const seed = await writeSeed(config, paths, guestNics, cleanup);
+    checkpoint();
 
     const plan: QemuPlan = {
       binary: config.qemuBinary,
@@ -57,22 +64,21 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
       accel,
       cpus: config.cpus,
       memoryMiB: config.memoryMiB,
-      memory: { kind: 'anonymous' },
+      memory: ports.memory,
       disk: paths.overlay,
-      nics,
+      nics: [...(network.nic ? [network.nic] : []), ...ports.nics],
       paths,
       vhostUserWithoutMsix: false,
     };
     if (base.kind === 'iso') plan.cdrom = base.path;
-    if (config.vncDisplay !== undefined) plan.vnc = { listen: config.vncListen, display: config.vncDisplay };
+    if (seed !== undefined) plan.seed = seed;
+    if (vnc !== undefined) plan.vnc = vnc;
 
-    const serial = config.console === 'none' ? undefined : startSerialStream(paths.serialLog, process.stdout);
-    if (serial) cleanup.defer('stop serial stream', () => serial.stop());
-
-    qemu = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
-    const started = qemu;
+    await startConsoles(config, paths, cleanup);
+    const started = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
     cleanup.defer('stop QEMU', () => started.stop(0));
     await writeState(paths, { ...readState(paths)!, accel, qemuPid: started.program.pid });
+    await attachConsoles(config, paths, started, cleanup);
     log.info(`VM '${config.name}' is running (${accel}, ${config.cpus} vCPU, ${config.memoryMiB} MiB)`);
     checkpoint();
     if (accel === 'kvm') void watchForKvmStall(started, paths.serialLog);
@@ -92,6 +98,15 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     await cleanup.unwind();
     unhook();
   }
+}
+
+/** Ports the launcher serves itself, which nat mode must not forward to the VM. */
+function launcherPorts(config: VmConfig): number[] {
+  return [
+    ...(config.vncDisplay !== undefined ? [5900 + config.vncDisplay] : []),
+    ...(config.webPort !== undefined ? [config.webPort] : []),
+    ...config.forwardExclude,
+  ];
 }
 
 function reportEnd(end: VmEnd): ExitCode {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the tests use: the real programs (QEMU, dnsmasq, iproute2, iptables, tmux, ISO writers, ...),
+# the tools that build the fixture image, and the npm packages. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  qemu-system-x86 qemu-utils            # the VM
+  dnsmasq-base iproute2 iptables nftables  # eth0 networking (nat, bridge)
+  tmux socat                            # consoles
+  xorriso genisoimage                   # cloud-init seed images
+  debootstrap fdisk grub-pc-bin e2fsprogs  # the fixture cloud image
+  xz-utils zstd bzip2 gzip curl ca-certificates  # compressed images, downloads
+  iperf3 procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-test-deps: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
