@@ -9,9 +9,12 @@ packages=(
   dnsmasq-base iproute2 iptables nftables  # eth0 networking (nat, bridge)
   tmux socat                            # consoles
   xorriso genisoimage                   # cloud-init seed images
+  python3 openssl                       # user-data checks vs the fixture's cloud-init; password hashes
   debootstrap fdisk grub-pc-bin e2fsprogs  # the fixture cloud image
   xz-utils zstd bzip2 gzip curl ca-certificates  # compressed images, downloads
   iperf3 procps
+  iputils-ping util-linux                # network tests: ping the VM, setpriv to drop CAP_NET_ADMIN
+  docker.io jq                           # the image tests (scripts/setup-docker.sh starts dockerd)
 )
 missing=()
 for p in "${packages[@]}"; do

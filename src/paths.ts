@@ -12,6 +12,14 @@ export function runtimePaths(runDir: string) {
     /** the QEMU human monitor */
     monitorSocket: at('monitor.sock'),
     serialSocket: at('serial.sock'),
+    /** the launcher's serial hub: many clients share QEMU's one serial connection (src/console/serial-hub.ts) */
+    consoleSocket: at('console.sock'),
+    /** the launcher's control socket: JSON lines for status, monitor commands and stop (src/lifecycle/control-server.ts) */
+    controlSocket: at('control.sock'),
+    /** the VM's own tmux server (never the user's default one) */
+    tmuxSocket: at('tmux.sock'),
+    /** the VNC password, mode 0600, read by QEMU as a secret object */
+    vncPasswordFile: at('vnc-password'),
     /** everything the guest wrote to its serial console */
     serialLog: at('serial.log'),
     qemuLog: at('qemu.log'),

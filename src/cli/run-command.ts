@@ -5,6 +5,7 @@ import { readEnvOptions, runOptions, type RawOptions } from '../config/options.j
 import { ExitCode, ProblemsError, usageError } from '../errors.js';
 import { runVm } from '../lifecycle/run-vm.js';
 import { setQuiet } from '../log.js';
+import { subcommandHelp, subcommands } from './subcommands.js';
 
 export const VERSION = (
   JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -21,7 +22,7 @@ export function buildRunParser(): Command {
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ outputError: () => {} })
-    .addHelpText('after', '\nEvery option can also be set in the environment (shown in brackets); the flag wins.\nExit codes: 0 guest powered off, 1 failure, 2 usage, 3 bad input, 4 host not ready, 5 guest forced off after --stop-timeout.');
+    .addHelpText('after', '\nEvery option can also be set in the environment (shown in brackets); the flag wins.\nExit codes: 0 guest powered off, 1 failure, 2 usage, 3 bad input, 4 host not ready, 5 guest forced off after --stop-timeout.' + subcommandHelp);
   for (const spec of runOptions) {
     const option = new Option(spec.flags, `${spec.description}${spec.defaultText ? ` (default: ${spec.defaultText})` : ''} [${spec.env}]`);
     if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
@@ -50,6 +51,8 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): { raw: Raw
 }
 
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<ExitCode> {
+  const subcommand = argv[0] !== undefined ? subcommands[argv[0]] : undefined;
+  if (subcommand) return subcommand(argv.slice(1), env);
   const parsed = parseRunArgs(argv, env);
   if (parsed === 'exit') return ExitCode.Ok;
   const config = loadConfig({ ...parsed, env, baseDir: defaultBaseDir() });

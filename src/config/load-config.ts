@@ -4,6 +4,8 @@ import { inputError, ProblemsError, usageError, type UserError } from '../errors
 import type { AccelMode, ConsoleMode, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
 import type { RawOptions } from './options.js';
 import { parseSize } from './size.js';
+import { validatePortSpecs } from '../snabb/port-spec.js';
+import { checkUserDataFile } from '../cloudinit/validate-user-data.js';
 
 export interface ConfigInput {
   /** options from the command line, already merged over the environment (the flag wins) */
@@ -67,6 +69,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
 
   // Positionals: the image, then the ports.
   const [imageArg, ...ports] = positionals;
+  problems.push(...validatePortSpecs(ports));
   let image: ImageRef = { kind: 'file', path: '' };
   if (imageArg === undefined || imageArg === '') {
     usage("no image given; usage: snabbvm [options] <image file in /u, or URL> [PCI address ...]");
@@ -128,6 +131,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
 
   let vncDisplay: number | undefined = 1;
   if (raw.vnc !== undefined) vncDisplay = raw.vnc === 'none' ? undefined : integer('--vnc', raw.vnc, 1, 0, 99);
+  if (raw.vncPassword !== undefined && (raw.vncPassword.length < 1 || raw.vncPassword.length > 8)) usage('--vnc-password must be 1 to 8 characters: VNC authentication uses no more than 8');
   let webPort: number | undefined = 8006;
   if (raw.web !== undefined) webPort = raw.web === 'none' ? undefined : integer('--web', raw.web, 8006, 1, 65535);
 
@@ -159,7 +163,11 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     sysfsRoot: raw.sysfsRoot ?? '/sys',
     hugepagesDir: raw.hugepagesDir ?? '/dev/hugepages',
   };
-  if (raw.userData !== undefined) config.userDataPath = readableFile('user-data', raw.userData);
+  if (raw.userData !== undefined) {
+    config.userDataPath = readableFile('user-data', raw.userData);
+    const problem = checkUserDataFile(config.userDataPath);
+    if (problem !== undefined) input(problem);
+  }
   if (diskSizeBytes !== undefined) config.diskSizeBytes = diskSizeBytes;
   if (sha256 !== undefined) config.sha256 = sha256;
   if (raw.password !== undefined) config.password = raw.password;

@@ -80,7 +80,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--seed-format <format>', key: 'seedFormat', env: 'SNABBVM_SEED_FORMAT', description: 'nocloud | configdrive', defaultText: 'nocloud' },
   { flags: '--new-instance', key: 'newInstance', env: 'SNABBVM_NEW_INSTANCE', boolean: true, description: 'new cloud-init instance-id, so cloud-init runs again' },
   { flags: '--net <mode>', key: 'net', env: 'SNABBVM_NET', description: 'eth0: nat | bridge | user | none', defaultText: 'nat' },
-  { flags: '--ip <addr/len>', key: 'ip', env: 'SNABBVM_IP', description: "static address for the VM's eth0 (bridge mode)" },
+  { flags: '--ip <addr/len>', key: 'ip', env: 'SNABBVM_IP', description: "static address for the VM's eth0 (bridge or user mode)" },
   { flags: '--gateway <addr>', key: 'gateway', env: 'SNABBVM_GATEWAY', description: 'default gateway with --ip' },
   { flags: '--forward <proto:host:guest>', key: 'forward', env: 'SNABBVM_FORWARD', repeatable: true, envSeparator: ',', description: 'user mode port forward, e.g. tcp:2222:22 (repeatable)' },
   { flags: '--forward-exclude <port>', key: 'forwardExclude', env: 'SNABBVM_FORWARD_EXCLUDE', repeatable: true, envSeparator: ',', description: 'nat mode: ports kept for the container, not forwarded to the VM' },

@@ -1,25 +1,255 @@
-import type { VmConfig } from '../config/config.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ConsoleMode, VmConfig } from '../config/config.js';
+import { hostError } from '../errors.js';
+import { readState } from '../lifecycle/claim-run-dir.js';
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
+import { startControlServer } from '../lifecycle/control-server.js';
+import { log } from '../log.js';
 import type { RuntimePaths } from '../paths.js';
+import { runProgram } from '../process/run-program.js';
 import type { VncPlan } from '../qemu/qemu-plan.js';
 import type { StartedQemu } from '../qemu/start-qemu.js';
+import { startSerialHub, type SerialHub } from './serial-hub.js';
 import { startSerialStream } from './stream-serial.js';
+import { startTerminalAttach } from './terminal-attach.js';
+import { planTmuxAttach, startTmuxSession, tmuxEnv, type PortWindow, type TmuxSession, type TmuxSessionPlan } from './tmux-session.js';
+import { trackVmState, type VmStateTracker } from './track-vm-state.js';
+import { parseDnsmasqLeases, parsePortStatuses, renderStatusBar, type VmStatus } from './vm-status.js';
 
-/** VNC for QEMU's command line; a password goes into a file QEMU reads as a secret. */
-export async function planVnc(config: VmConfig, _paths: RuntimePaths): Promise<VncPlan | undefined> {
+/** VNC passwords are DES keys: the protocol uses at most 8 characters. */
+export const VNC_PASSWORD_MAX = 8;
+
+/**
+ * VNC for QEMU's command line. A password goes into a 0600 file in the run folder, which QEMU reads as a secret
+ * object, so it never appears on QEMU's command line (visible in ps).
+ */
+export async function planVnc(config: VmConfig, paths: RuntimePaths): Promise<VncPlan | undefined> {
   if (config.vncDisplay === undefined) return undefined;
-  return { listen: config.vncListen, display: config.vncDisplay };
+  // an IPv6 address needs brackets before QEMU's :display
+  const listen = config.vncListen.includes(':') && !config.vncListen.startsWith('[') ? `[${config.vncListen}]` : config.vncListen;
+  const plan: VncPlan = { listen, display: config.vncDisplay };
+  if (config.vncPassword !== undefined) {
+    await writeFile(paths.vncPasswordFile, config.vncPassword, { mode: 0o600 });
+    plan.passwordFile = paths.vncPasswordFile;
+  }
+  return plan;
+}
+
+/** What the launcher does with its own terminal and stdio. */
+export interface ConsoleLayout {
+  /** a tmux session with the serial console, the monitor and the Snabb logs */
+  tmux: boolean;
+  /** the launcher's terminal is attached to that session (docker run -it) */
+  attachTerminal: boolean;
+  /** the serial console is copied to stdout (docker logs shows the boot) */
+  streamSerial: boolean;
+  /** what comes in on stdin goes to the serial console (docker run -i without -t) */
+  forwardStdin: boolean;
 }
 
 /**
- * The consoles a user sees once QEMU runs: serial to stdout when headless. Registers their teardown.
- * Called before QEMU starts (so no boot output is missed) with qemu undefined, and not again.
+ * --console auto: tmux when stdin and stdout are a terminal and tmux is installed, else serial on stdio.
+ * --console tmux without a terminal makes the session for `snabbvm attach` and still streams the serial console.
  */
-export async function startConsoles(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack): Promise<void> {
-  if (config.console === 'none') return;
-  const serial = startSerialStream(paths.serialLog, process.stdout);
-  cleanup.defer('stop serial stream', () => serial.stop());
+export function planConsoleLayout(mode: ConsoleMode, terminal: boolean, tmuxInstalled: boolean): ConsoleLayout {
+  const tmux = mode === 'tmux' || (mode === 'auto' && terminal && tmuxInstalled);
+  const attachTerminal = tmux && terminal;
+  const stdio = mode !== 'none' && !attachTerminal;
+  return { tmux, attachTerminal, streamSerial: stdio, forwardStdin: stdio };
 }
 
-/** Hook for consoles that need the running QEMU (tmux monitor window, status). */
-export async function attachConsoles(_config: VmConfig, _paths: RuntimePaths, _qemu: StartedQemu, _cleanup: CleanupStack): Promise<void> {}
+/** Decided before QEMU starts, used again once it runs (the seams share no other state). */
+const layouts = new WeakMap<RuntimePaths, ConsoleLayout>();
+
+/**
+ * Called before QEMU starts (so no boot output is missed): decides the console layout, and in headless mode starts
+ * copying the serial log to stdout. Registers the teardown of what it starts.
+ */
+export async function startConsoles(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack): Promise<void> {
+  const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const wantsTmux = config.console === 'tmux' || (config.console === 'auto' && terminal);
+  const tmuxInstalled = wantsTmux && (await runProgram(['tmux', '-V']).then(() => true, () => false));
+  if (config.console === 'tmux' && !tmuxInstalled) throw hostError('--console tmux needs tmux, which is not installed; install it, or use --console stdio');
+  if (wantsTmux && !tmuxInstalled) log.warn('tmux is not installed: the serial console goes to this terminal instead (--console stdio)');
+  const layout = planConsoleLayout(config.console, terminal, tmuxInstalled);
+  layouts.set(paths, layout);
+  if (layout.streamSerial) {
+    const serial = startSerialStream(paths.serialLog, process.stdout);
+    cleanup.defer('stop serial stream', () => serial.stop());
+  }
+}
+
+/**
+ * What the consoles share once QEMU runs. The web console (issue 9) builds on these: the serial hub for its
+ * terminal, status() for its status panel, and the QMP connection in qemu for its buttons.
+ */
+export interface ConsoleServices {
+  hub: SerialHub;
+  vmState: VmStateTracker;
+  status(): Promise<VmStatus>;
+  qemu: StartedQemu;
+}
+
+/**
+ * Once QEMU runs: the serial hub, the control socket (status, monitor, stop), and the tmux session and terminal
+ * attach when the layout has them. Registers their teardown.
+ */
+export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu: StartedQemu, cleanup: CleanupStack): Promise<void> {
+  const layout = layouts.get(paths) ?? planConsoleLayout('none', false, false);
+  const hub = await startSerialHub(paths.serialSocket, paths.consoleSocket);
+  cleanup.defer('stop serial hub', () => hub.stop());
+  const vmState = await trackVmState(qemu.qmp, qemu.ended);
+  const status = () => currentStatus(config, paths, qemu, vmState, tmux?.plan.session);
+  const services: ConsoleServices = { hub, vmState, status, qemu };
+
+  let tmux: TmuxSession | undefined;
+  let tmuxStarting: Promise<TmuxSession> | undefined;
+  /** the session exists from the start with a terminal, or from the first `snabbvm attach` without one */
+  const ensureTmux = async (): Promise<TmuxSession> => {
+    if (tmux && (await tmux.isAlive())) return tmux;
+    tmuxStarting ??= (async () => {
+      const session = await startTmuxSession(planSession(config, paths, vncAddress(config)));
+      cleanup.defer('stop tmux', () => session.stop());
+      return session;
+    })().finally(() => (tmuxStarting = undefined));
+    tmux = await tmuxStarting;
+    void showStatusInTmux(tmux, services, paths);
+    return tmux;
+  };
+
+  const control = await startControlServer(paths.controlSocket, {
+    status: () => status(),
+    hmp: (req) => {
+      if (typeof req.line !== 'string') throw new Error("hmp needs a 'line'");
+      return qemu.qmp.hmp(req.line);
+    },
+    stop: () => {
+      log.info('a stop was asked for over the control socket (snabbvm stop)');
+      // the same path as docker stop: ACPI powerdown, --stop-timeout, then forced
+      process.kill(process.pid, 'SIGTERM');
+      return { stopTimeoutSec: config.stopTimeoutSec };
+    },
+    /** answers when QEMU has exited: how the VM ended (guest-shutdown, forced, crashed) */
+    'wait-end': async () => ({ how: (await qemu.ended).how }),
+    attach: async () => {
+      const session = await ensureTmux();
+      return { socket: session.plan.socket, session: session.plan.session };
+    },
+  });
+  cleanup.defer('stop control socket', () => control.stop());
+
+  if (layout.forwardStdin) {
+    const stopForwarding = forwardStdin(hub);
+    cleanup.defer('stop reading stdin', stopForwarding);
+  }
+  if (layout.tmux) await ensureTmux();
+  if (layout.attachTerminal) {
+    const attach = startTerminalAttach({
+      attachArgv: ['tmux', ...planTmuxAttach({ socket: paths.tmuxSocket, session: config.name })],
+      env: tmuxEnv(),
+      ensureSession: async () => void (await ensureTmux()),
+      vmEnded: qemu.ended,
+      name: config.name,
+    });
+    cleanup.defer('detach the terminal', () => attach.stop());
+  }
+}
+
+function vncAddress(config: VmConfig): string | undefined {
+  return config.vncDisplay === undefined ? undefined : `${config.vncListen}:${5900 + config.vncDisplay}`;
+}
+
+function planSession(config: VmConfig, paths: RuntimePaths, vnc: string | undefined): TmuxSessionPlan {
+  const plan: TmuxSessionPlan = {
+    session: config.name,
+    socket: paths.tmuxSocket,
+    self: [process.execPath, process.argv[1]!],
+    runDir: paths.runDir,
+    ports: portWindows(config, paths),
+  };
+  if (vnc !== undefined) plan.vnc = vnc;
+  return plan;
+}
+
+/**
+ * One window per Snabb port: the log the Snabb supervisor names in state.json's `ports`, or else the port's
+ * log at its standard path (eth1 for the first port, ...).
+ */
+function portWindows(config: VmConfig, paths: RuntimePaths): PortWindow[] {
+  const published = parsePortStatuses(readState(paths)?.ports).filter((p) => p.log !== undefined);
+  if (published.length > 0) return published.map((p) => ({ name: p.name, log: p.log! }));
+  return config.ports.map((_, i) => ({ name: `eth${i + 1}`, log: paths.snabbLog(i + 1) }));
+}
+
+/** Keeps the status bar's state and addresses current: at once on a state change, and every 5 s for addresses. */
+async function showStatusInTmux(session: TmuxSession, services: ConsoleServices, paths: RuntimePaths): Promise<void> {
+  let shown = '';
+  const update = async () => {
+    const bar = renderStatusBar({ state: services.vmState.state, addresses: guestAddresses(paths) });
+    const key = `${bar.state}|${bar.addresses}`;
+    if (key === shown) return;
+    shown = key;
+    await session.setStatus(bar.state, bar.addresses);
+  };
+  services.vmState.on('change', () => void update());
+  const timer = setInterval(() => void update(), 5000);
+  timer.unref();
+  void services.qemu.ended.then(() => clearInterval(timer));
+  await update();
+}
+
+async function currentStatus(config: VmConfig, paths: RuntimePaths, qemu: StartedQemu, vmState: VmStateTracker, tmuxSession: string | undefined): Promise<VmStatus> {
+  await vmState.refresh();
+  const state = readState(paths);
+  const status: VmStatus = {
+    name: config.name,
+    state: vmState.state,
+    qemuStatus: vmState.qemuStatus,
+    launcherPid: process.pid,
+    qemuPid: qemu.program.pid,
+    cpus: config.cpus,
+    memoryMiB: config.memoryMiB,
+    startedAt: vmState.startedAt.toISOString(),
+    uptimeSec: Math.round((Date.now() - vmState.startedAt.getTime()) / 1000),
+    addresses: guestAddresses(paths),
+    ports: parsePortStatuses(state?.ports),
+  };
+  if (typeof state?.accel === 'string') status.accel = state.accel;
+  const vnc = vncAddress(config);
+  if (vnc !== undefined) status.vnc = vnc;
+  if (config.webPort !== undefined) status.web = config.webPort;
+  if (tmuxSession !== undefined) status.tmuxSession = tmuxSession;
+  return status;
+}
+
+/**
+ * The guest's addresses, where known: state.json's `addresses` (written by whoever configured them, such as a
+ * static --ip), and the leases of the VM's own dnsmasq.
+ */
+export function guestAddresses(paths: RuntimePaths): string[] {
+  const found = new Set<string>();
+  const published = readState(paths)?.addresses;
+  if (Array.isArray(published)) for (const a of published) if (typeof a === 'string') found.add(a.replace(/\/\d+$/, ''));
+  try {
+    for (const file of readdirSync(paths.dnsmasqDir).filter((f) => /leases$/.test(f))) {
+      for (const lease of parseDnsmasqLeases(readFileSync(path.join(paths.dnsmasqDir, file), 'utf8'))) found.add(lease.ip);
+    }
+  } catch {}
+  return [...found];
+}
+
+/** docker run -i without -t: what the user types (a line at a time) goes to the serial console. */
+function forwardStdin(hub: SerialHub): () => void {
+  const stdin = process.stdin;
+  const onData = (data: Buffer) => hub.write(data);
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.on('error', () => {});
+  return () => {
+    stdin.off('data', onData);
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.destroy();
+  };
+}

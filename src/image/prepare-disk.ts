@@ -5,9 +5,13 @@ import { runProgram } from '../process/run-program.js';
 import { rm } from 'node:fs/promises';
 
 /** A bootable base the VM's disk sits on: a local or cached qcow2/raw, or an ISO. */
-export type BaseImage =
+export type BaseImage = (
   | { kind: 'disk'; path: string; format: string; virtualSize: number }
-  | { kind: 'iso'; path: string };
+  | { kind: 'iso'; path: string }
+) & {
+  /** for an image from a URL: the SHA-256 of the download it was made from, which pins its content */
+  sourceSha256?: string;
+};
 
 export const DEFAULT_ISO_DISK_BYTES = 10 * 2 ** 30;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeNonDisk, isIso, sniffCompression } from './probe-image.js';
+import { describeNonDisk, isIso, sniffArchive, sniffCompression } from './probe-image.js';
 
 test('compressions are recognised by content', () => {
   assert.equal(sniffCompression(Buffer.from([0x1f, 0x8b, 8, 0])), 'gzip');
@@ -27,4 +27,13 @@ test('a raw image must look like a disk', () => {
   assert.match(describeNonDisk(Buffer.from('hello\n'.repeat(700)))!, /text file/);
   assert.match(describeNonDisk(Buffer.alloc(100, 1))!, /smaller than one disk sector/);
   assert.equal(describeNonDisk(Buffer.alloc(4096, 0xa5)), undefined, 'binary data without a signature may be a bare filesystem');
+});
+
+test('archives that qemu-img would call raw are named', () => {
+  assert.equal(sniffArchive(Buffer.from('PK\x03\x04rest', 'latin1')), 'zip');
+  const tar = Buffer.alloc(1024);
+  tar.write('ustar', 257, 'latin1');
+  assert.equal(sniffArchive(tar), 'tar');
+  assert.match(describeNonDisk(tar)!, /tar archive/);
+  assert.equal(sniffArchive(Buffer.alloc(1024)), undefined);
 });

@@ -22,6 +22,15 @@ export function sniffCompression(head: Buffer): Compression | undefined {
   return undefined;
 }
 
+/** Archives and compressions that qemu-img would take for a raw disk, but which snabbvm does not unpack. */
+export function sniffArchive(head: Buffer): string | undefined {
+  if (head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))) return 'zip';
+  if (head.subarray(0, 6).equals(Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]))) return '7-Zip';
+  if (head.subarray(0, 4).equals(Buffer.from([0x04, 0x22, 0x4d, 0x18]))) return 'lz4';
+  if (head.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
+  return undefined;
+}
+
 /** An ISO 9660 volume has "CD001" at byte 32769. */
 export function isIso(sector16: Buffer): boolean {
   return sector16.subarray(1, 6).toString('latin1') === 'CD001';
@@ -35,6 +44,8 @@ export function describeNonDisk(head: Buffer): string | undefined {
   const text = head.toString('latin1');
   if (/^\s*<(!doctype|html|\?xml)/i.test(text)) return 'it is an HTML or XML page, not a disk image (a failed download?)';
   if (head.length < 512) return 'it is smaller than one disk sector';
+  const archive = sniffArchive(head);
+  if (archive) return `it is a ${archive} archive, not a disk image; extract the image from it and give that`;
   const bootSignature = head[510] === 0x55 && head[511] === 0xaa;
   const ext = head.length >= 1082 && head.readUInt16LE(1080) === 0xef53;
   if (bootSignature || ext) return undefined;
@@ -59,8 +70,11 @@ interface QemuImgInfo {
   'virtual-size': number;
 }
 
-/** Probes a local file's format with `qemu-img info --output=json` and its content. Throws exit 3 for a non-image. */
-export async function probeImage(path: string): Promise<ImageKind> {
+/**
+ * Probes a local file's format with `qemu-img info --output=json` and its content. Throws exit 3 for a non-image.
+ * `name` is what error messages call it (the URL of a download).
+ */
+export async function probeImage(path: string, name = `image ${path}`): Promise<ImageKind> {
   const head = await readAt(path, 0, 4096);
   const compression = sniffCompression(head);
   if (compression) return { kind: 'compressed', compression };
@@ -70,14 +84,14 @@ export async function probeImage(path: string): Promise<ImageKind> {
     const { stdout } = await runProgram(['qemu-img', 'info', '--output=json', path]);
     info = JSON.parse(stdout) as QemuImgInfo;
   } catch (err) {
-    throw inputError(`image ${path} cannot be read by qemu-img: ${(err as Error).message}`, err);
+    throw inputError(`${name} cannot be read by qemu-img: ${(err as Error).message}`, err);
   }
   if (info.format === 'raw') {
     if (isIso(await readAt(path, 32768, 6))) return { kind: 'iso', virtualSize: info['virtual-size'] };
     const why = describeNonDisk(head);
-    if (why) throw inputError(`image ${path} is not a disk image: ${why}; give a qcow2, raw, vmdk or ISO file, or its URL`);
+    if (why) throw inputError(`${name} is not a disk image: ${why}; give a qcow2, raw, vmdk or ISO file, or its URL`);
   } else if (!DIRECT_FORMATS.includes(info.format) && !CONVERTIBLE_FORMATS.includes(info.format)) {
-    throw inputError(`image ${path} has format '${info.format}', which snabbvm cannot boot; convert it to qcow2 with qemu-img convert`);
+    throw inputError(`${name} has format '${info.format}', which snabbvm cannot boot; convert it to qcow2 with qemu-img convert`);
   }
   return { kind: 'disk', format: info.format, virtualSize: info['virtual-size'] };
 }

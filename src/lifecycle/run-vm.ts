@@ -4,9 +4,10 @@ import type { VmConfig } from '../config/config.js';
 import { attachConsoles, planVnc, startConsoles } from '../console/start-consoles.js';
 import { writeSeed } from '../cloudinit/write-seed.js';
 import { applyNetwork } from '../network/apply-network.js';
+import { checkNetworkHost } from '../network/check-network-host.js';
 import { startPorts } from '../snabb/start-ports.js';
 import { ExitCode } from '../errors.js';
-import { planDisk, writeDisk } from '../image/prepare-disk.js';
+import { prepareVmDisk } from '../image/persist-disk.js';
 import { resolveBaseImage } from '../image/resolve-base-image.js';
 import { log } from '../log.js';
 import { runtimePaths } from '../paths.js';
@@ -41,18 +42,19 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
   };
 
   try {
+    checkNetworkHost(config.net); // privileges for --net nat/bridge: fail before anything exists (exit 4)
     await claimRunDir(paths, config.name, cleanup);
     const base = await resolveBaseImage(config);
     checkpoint();
     const accel = chooseAccel(config.accel);
-    await writeDisk(planDisk(base, paths.overlay, config.diskSizeBytes), paths.overlay, cleanup);
+    const disk = await prepareVmDisk(base, config, paths, cleanup);
     checkpoint();
 
     // eth0, then the Snabb ports (eth1..N), then the seed that tells the guest how to configure them all.
     const vnc = await planVnc(config, paths);
     const network = await applyNetwork(config, paths, cleanup, launcherPorts(config));
     checkpoint();
-    const ports = await startPorts(config, paths, cleanup);
+    const ports = await startPorts(config, paths, cleanup, accel);
     checkpoint();
     const guestNics = [...(network.guestNic ? [network.guestNic] : []), ...ports.guestNics];
     const seed = await writeSeed(config, paths, guestNics, cleanup);
@@ -65,10 +67,10 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
       cpus: config.cpus,
       memoryMiB: config.memoryMiB,
       memory: ports.memory,
-      disk: paths.overlay,
+      disk,
       nics: [...(network.nic ? [network.nic] : []), ...ports.nics],
       paths,
-      vhostUserWithoutMsix: false,
+      vhostUserWithoutMsix: ports.vhostUserWithoutMsix,
     };
     if (base.kind === 'iso') plan.cdrom = base.path;
     if (seed !== undefined) plan.seed = seed;

@@ -9,4 +9,6 @@ export interface GuestNic {
   addresses: string[];
   gateway?: string;
   nameservers?: string[];
+  /** when not 1500: the container's uplink is narrower (an overlay network), so the guest must be too */
+  mtu?: number;
 }

@@ -18,11 +18,11 @@ export interface StartedProgram {
  */
 export async function startProgram(
   argv: readonly string[],
-  options: { logFile?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { logFile?: string; env?: NodeJS.ProcessEnv; cwd?: string; /** the launcher's own terminal (tmux attach) */ inheritStdio?: boolean } = {},
 ): Promise<StartedProgram> {
   const logFd = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
   const child = spawn(argv[0]!, argv.slice(1), {
-    stdio: ['ignore', logFd, logFd],
+    stdio: options.inheritStdio ? 'inherit' : ['ignore', logFd, logFd],
     env: options.env ?? process.env,
     cwd: options.cwd,
   });

@@ -14,8 +14,10 @@ export interface LauncherRun {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): LauncherRun {
-  const child = spawn(process.execPath, [launcherPath, ...args], {
+/** `wrapper` runs the launcher through another command, e.g. ['ip', 'netns', 'exec', NS] (exec'ing, so the pid is the launcher's). */
+export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[] } = {}): LauncherRun {
+  const command = [...(options.wrapper ?? []), process.execPath, launcherPath, ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, ...options.env },
     cwd: options.cwd ?? repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -49,7 +51,7 @@ export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv
 }
 
 /** Runs the launcher to its end (for bad-input cases). */
-export async function runLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+export async function runLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[] } = {}) {
   const run = startLauncher(args, options);
   const { code } = await run.exited;
   return { code, stdout: run.stdout(), stderr: run.stderr() };

@@ -1,0 +1,317 @@
+/**
+ * The Docker image, built from the repo's Dockerfile and run exactly as the README says:
+ *
+ *   docker run --name vm1 --rm --privileged -i -t -v $PWD:/u snabbvm -u user_data.txt <image or URL> [port ...]
+ *
+ * detached (-d), with the fixture cloud image. One boot checks the cloud-init marker in `docker logs`, SSH through
+ * nat at the container's IP, VNC at the container's IP:5901, `snabbvm status` via `docker exec`, the health check,
+ * and `docker stop` (ACPI, inside the grace period, container gone). A second boot takes the image from a URL
+ * served on docker0 and has a vhost-user port to a Snabb soft switch on the host (when Snabb is installed here).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { readSnabbCounters } from '../src/snabb/port-status.js';
+import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
+import {
+  bridgeAddress,
+  buildBaseImage,
+  buildSnabbvmImage,
+  containerIp,
+  describePrivilegedWorkaround,
+  docker,
+  DOCKER,
+  flattenTerminalOutput,
+  HOST_SNABB,
+  imageSizeMb,
+  makeUserFolder,
+  ORIGINAL_IMAGE_MB,
+  removeContainer,
+  setUpDocker,
+  whyNoDockerTests,
+} from './helpers/docker-image.js';
+
+const skip = whyNoDockerTests() ?? whyNoVmTests();
+if (skip) console.log(`# SKIPPING the Docker image tests: ${skip}`);
+const IMAGE = 'snabbvm:test';
+const IMAGE_NO_SNABB = 'snabbvm:test-no-snabb';
+/** a TCG boot to cloud-init's end on a busy 2-core machine */
+const BOOT_MS = 900_000;
+/** docker stop's grace period: the launcher's --stop-timeout (60 s) plus time to clean up */
+const GRACE_S = 90;
+const hostSnabb = existsSync(HOST_SNABB);
+
+const userData = (marker: string, extra = '') => `#cloud-config
+runcmd:
+  - echo "${marker} $(hostname)" > /dev/ttyS0
+${extra}`;
+
+/** A detached container run as the README says, with its `docker logs -f` and `docker wait` running from the start. */
+interface Detached {
+  name: string;
+  logs: () => string;
+  /** the container's exit code, from `docker wait` */
+  exitCode: Promise<number>;
+  followers: ChildProcess[];
+}
+
+async function runDetached(name: string, dockerArgs: string[], launcherArgs: string[]): Promise<Detached> {
+  await removeContainer(name);
+  const argv = ['run', '-d', '--name', name, '--rm', '--privileged', '-i', '-t', ...dockerArgs, IMAGE, ...launcherArgs];
+  console.log(`# ${DOCKER} ${argv.join(' ')}`);
+  await docker(argv);
+  let text = '';
+  const logs = spawn(DOCKER, ['logs', '-f', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  logs.stdout.on('data', (b: Buffer) => (text += b.toString('latin1')));
+  logs.stderr.on('data', (b: Buffer) => (text += b.toString('latin1')));
+  const wait = spawn(DOCKER, ['wait', name], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let waitOut = '';
+  wait.stdout.on('data', (b: Buffer) => (waitOut += b));
+  const exitCode = new Promise<number>((resolve) => wait.on('close', () => resolve(Number(waitOut.trim()))));
+  return { name, logs: () => text, exitCode, followers: [logs, wait] };
+}
+
+async function waitForLog(run: Detached, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = flattenTerminalOutput(run.logs()).match(pattern);
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} in docker logs ${run.name}; the end of them:\n${flattenTerminalOutput(run.logs()).slice(-3000)}`);
+    await sleep(2000);
+  }
+}
+
+/** The first bytes a TCP server sends, or the error. */
+function banner(host: string, port: number, bytes: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no banner from ${host}:${port} in ${timeoutMs} ms (got ${JSON.stringify(got.toString())})`));
+    }, timeoutMs);
+    socket.on('data', (b: Buffer) => {
+      got = Buffer.concat([got, b]);
+      if (got.length >= bytes) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(got.subarray(0, bytes).toString('latin1'));
+      }
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+async function retry<T>(what: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+      await sleep(3000);
+    }
+  }
+}
+
+async function containerExists(name: string): Promise<boolean> {
+  return docker(['inspect', name]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** docker stop with a grace period; checks the ACPI shutdown, the exit code and that --rm removed the container. */
+async function stopAndCheck(run: Detached): Promise<void> {
+  const t0 = Date.now();
+  await docker(['stop', '-t', String(GRACE_S), run.name], { timeoutMs: (GRACE_S + 60) * 1000 });
+  const elapsed = (Date.now() - t0) / 1000;
+  const code = await run.exitCode;
+  await Promise.all(run.followers.map((f) => new Promise((r) => (f.exitCode !== null ? r(null) : f.on('close', r)))));
+  const logs = flattenTerminalOutput(run.logs());
+  console.log(`# docker stop: ${elapsed.toFixed(1)} s, exit code ${code}`);
+  assert.match(logs, /SIGTERM: shutting the VM down \(ACPI powerdown/, 'the launcher got docker stop\'s SIGTERM');
+  assert.match(logs, /the guest powered off/, `a clean ACPI shutdown; the end of docker logs:\n${logs.slice(-2000)}`);
+  assert.equal(code, 0, 'exit code 0: the guest powered off');
+  assert.ok(elapsed < GRACE_S, `stopped inside the grace period (${elapsed} s)`);
+  for (let i = 0; i < 20 && (await containerExists(run.name)); i++) await sleep(500);
+  assert.equal(await containerExists(run.name), false, '--rm removed the container');
+}
+
+describe('the Docker image, as users run it', { skip }, () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-docker-test-'));
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let buildOk = false;
+  let baseImage = '';
+
+  before(async () => {
+    const setup = setUpDocker();
+    console.log(`# docker engine ${setup.serverVersion}; --privileged workaround: ${describePrivilegedWorkaround(setup)}`);
+    baseImage = buildBaseImage();
+    const t0 = Date.now();
+    await buildSnabbvmImage({ tag: IMAGE, baseImage, snabb: hostSnabb ? 'local' : 'none' });
+    console.log(`# built ${IMAGE} from the repo's Dockerfile on ${baseImage}, Snabb: ${hostSnabb ? `local (${HOST_SNABB})` : 'none (not installed here)'}, in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    buildOk = true;
+  });
+
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the image: Debian 13, QEMU 10, smaller than the original, with the documented entrypoint, ports, signal, health check and labels', async () => {
+    assert.ok(buildOk);
+    const size = await imageSizeMb(IMAGE);
+    console.log(`# image size: ${size.toFixed(1)} MB (the original: ${ORIGINAL_IMAGE_MB} MB, ratio ${(size / ORIGINAL_IMAGE_MB).toFixed(2)})`);
+    assert.ok(size < ORIGINAL_IMAGE_MB, `${size} MB`);
+    const [config] = JSON.parse(await docker(['image', 'inspect', IMAGE])) as { Config: Record<string, any> }[];
+    const c = config!.Config;
+    assert.deepEqual(c.Entrypoint, ['/usr/bin/tini', '--', 'snabbvm']);
+    assert.deepEqual(c.Cmd, ['--help']);
+    assert.ok('5901/tcp' in c.ExposedPorts, 'EXPOSE 5901');
+    assert.equal(c.StopSignal, 'SIGTERM');
+    assert.deepEqual(c.Healthcheck.Test, ['CMD', 'snabbvm', 'status']);
+    for (const label of ['source', 'version', 'licenses', 'revision']) assert.ok(c.Labels[`org.opencontainers.image.${label}`], `OCI label ${label}`);
+    const help = await docker(['run', '--rm', IMAGE]);
+    assert.match(help, /Usage: snabbvm \[options\]/);
+    const versions = await docker(['run', '--rm', '--entrypoint', 'sh', IMAGE, '-c', '. /etc/os-release; echo "$VERSION_ID"; qemu-system-x86_64 -version | head -1; command -v snabb || echo no-snabb']);
+    const [debian, qemu, snabb] = versions.trim().split('\n');
+    assert.equal(debian, '13');
+    assert.match(qemu!, /QEMU emulator version (\d+)/);
+    assert.ok(Number(qemu!.match(/version (\d+)/)![1]) >= 10, qemu);
+    assert.equal(snabb, hostSnabb ? '/usr/local/bin/snabb' : 'no-snabb');
+  });
+
+  test('the README command, detached: cloud-init in docker logs, SSH through nat and VNC at the container IP, status, health, docker stop', { timeout: BOOT_MS + 600_000 }, async () => {
+    assert.ok(buildOk);
+    const u = makeUserFolder('snabbvm-docker-u-', { 'debian-12.qcow2': cloudImagePath() });
+    cleanups.push(() => rmSync(u, { recursive: true, force: true }));
+    writeFileSync(path.join(u, 'user_data.txt'), userData('SNABBVM-DOCKER-MARKER'));
+    const name = 'docker-e2e';
+    // TCG: /dev/kvm exists on this machine but KVM does not work (platform facts)
+    const run = await runDetached(name, ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'], ['-u', 'user_data.txt', 'debian-12.qcow2']);
+    cleanups.push(() => removeContainer(name));
+    await waitForLog(run, /is running \(tcg/, 120_000);
+    const marker = await waitForLog(run, /SNABBVM-DOCKER-MARKER (\S+?)(?=\[|\s|$)/, BOOT_MS);
+    console.log(`# cloud-init marker in docker logs: ${marker[0]}`);
+    assert.match(marker[1]!, /^snabbvm/, 'the hostname cloud-init set: the VM name');
+
+    const ip = await containerIp(name);
+    // nat: every port of the container's address but the consoles' goes to the VM, so :22 is the guest's sshd
+    const ssh = await retry('SSH banner through nat', () => banner(ip, 22, 8), 180_000);
+    assert.equal(ssh, 'SSH-2.0-', `the guest's sshd answers at ${ip}:22`);
+    const vnc = await banner(ip, 5901, 12);
+    assert.equal(vnc, 'RFB 003.008\n', `VNC at ${ip}:5901`);
+    console.log(`# at the container's IP ${ip}: :22 -> ${JSON.stringify(ssh)}, :5901 -> ${JSON.stringify(vnc)}`);
+
+    const status = await docker(['exec', name, 'snabbvm', 'status']);
+    assert.match(status, /: running/, status);
+    const health = await retry(
+      'health check',
+      async () => {
+        const h = (await docker(['inspect', '--format', '{{.State.Health.Status}}', name])).trim();
+        if (h !== 'healthy') throw new Error(`health is ${h}`);
+        return h;
+      },
+      240_000,
+    );
+    console.log(`# docker exec ${name} snabbvm status: ${status.split('\n')[0]}; health: ${health}`);
+
+    await stopAndCheck(run);
+  });
+
+  test('from a URL on docker0, with a vhost-user port to a Snabb soft switch on the host', { timeout: BOOT_MS + 600_000 }, async (t) => {
+    assert.ok(buildOk);
+    const image = cloudImagePath();
+    // the test's own HTTP server, on the bridge address containers reach the host at
+    const server: Server = createServer((req, res) => {
+      if (req.url !== '/debian-12.qcow2') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': statSync(image).size, 'content-type': 'application/octet-stream' });
+      createReadStream(image).pipe(res);
+    });
+    const host = bridgeAddress();
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const url = `http://${host}:${(server.address() as { port: number }).port}/debian-12.qcow2`;
+
+    const u = makeUserFolder('snabbvm-docker-url-', {});
+    cleanups.push(() => rmSync(u, { recursive: true, force: true }));
+    const dockerArgs = ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'];
+    const ports: string[] = [];
+    let extra = '';
+    let snabb: ChildProcess | undefined;
+    const sw = path.join(work, 'switch');
+    if (hostSnabb) {
+      // the host's Snabb is the vhost-user client of the socket QEMU serves in the container, in a shared folder
+      mkdirSync(sw);
+      writeFileSync(path.join(sw, 'ports.lua'), 'return { { port_id = "vm" } }\n');
+      dockerArgs.push('-v', `${sw}:${sw}`);
+      ports.push(`vhost-user:${sw}/vm.sock,ip=10.77.1.1/24`);
+      // traffic for the switch: ARP for a neighbour that isn't there
+      extra = `  - ip -br addr show eth1 > /dev/ttyS0\n  - ping -c 20 -i 0.5 10.77.1.2 || true\n`;
+    } else {
+      t.diagnostic(`no vhost-user port: ${HOST_SNABB} is not installed (Snabb v2024.06 + snabb/*.patch; docs/snabb.md)`);
+    }
+    writeFileSync(path.join(u, 'user_data.txt'), userData('SNABBVM-URL-MARKER', extra));
+    const name = 'docker-url';
+    const run = await runDetached(name, dockerArgs, ['-u', 'user_data.txt', url, ...ports]);
+    cleanups.push(() => removeContainer(name));
+    if (hostSnabb) {
+      await retry('QEMU serves the vhost-user socket', async () => void statSync(path.join(sw, 'vm.sock')), 300_000);
+      snabb = spawn(HOST_SNABB, ['snabbnfv', 'traffic', '-k', '10', '-D', '0', 'soft', path.join(sw, 'ports.lua'), `${sw}/%s.sock`], { stdio: 'ignore' });
+      cleanups.push(() => void snabb?.kill('SIGTERM'));
+    }
+    await waitForLog(run, /is running \(tcg/, 300_000);
+    const marker = await waitForLog(run, /SNABBVM-URL-MARKER/, BOOT_MS);
+    console.log(`# booted from ${url}: ${marker[0]} in docker logs`);
+    if (snabb) {
+      const eth1 = await waitForLog(run, /eth1\s+UP\s+10\.77\.1\.1\/24/, 60_000);
+      const counters = await retry(
+        'packets from the VM in the host Snabb',
+        async () => {
+          const c = readSnabbCounters(snabb!.pid!, 'vm');
+          if (!c || !(c.txPackets! > 0)) throw new Error(`counters ${JSON.stringify(c)}`);
+          return c;
+        },
+        60_000,
+      );
+      console.log(`# ${eth1[0]}; the host's Snabb soft switch counted ${counters.txPackets} packets from the VM`);
+    }
+    await stopAndCheck(run);
+    snabb?.kill('SIGTERM');
+  });
+
+  test('an image built with SNABB_SOURCE=none fails a PCI port with one clear line and exit 4', { timeout: 1_800_000 }, async () => {
+    assert.ok(buildOk);
+    await buildSnabbvmImage({ tag: IMAGE_NO_SNABB, baseImage, snabb: 'none' });
+    // an 82599 as sysfs shows it, under the launcher's --sysfs-root (this machine has none)
+    const u = makeUserFolder('snabbvm-docker-nosnabb-', { 'debian-12.qcow2': cloudImagePath() });
+    cleanups.push(() => rmSync(u, { recursive: true, force: true }));
+    const dev = path.join(u, 'sys/bus/pci/devices/0000:05:00.0');
+    mkdirSync(dev, { recursive: true });
+    writeFileSync(path.join(dev, 'vendor'), '0x8086\n');
+    writeFileSync(path.join(dev, 'device'), '0x10fb\n');
+    writeFileSync(path.join(dev, 'numa_node'), '-1\n');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(DOCKER, ['run', '--rm', '--privileged', '-v', `${u}:/u`, IMAGE_NO_SNABB, '--accel', 'tcg', '--sysfs-root', '/u/sys', 'debian-12.qcow2', '0000:05:00.0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    console.log(`# ${r.stderr.trim()}`);
+    assert.equal(r.code, 4, r.stderr);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('snabbvm: error:'));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0]!, /[Ss]nabb.*not installed/);
+    assert.doesNotMatch(r.stderr, /\s+at .*\.js:\d+/, 'no stack trace');
+  });
+});
