@@ -14,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadOptions, resolveUrl } from '../src/image/resolve-base-image.js';
 
-const rounds = Number(process.argv[2] ?? 3);
+const rounds = Math.max(1, Number(process.argv[2] ?? 3));
 const benchDir = '/var/cache/snabbvm-bench';
 const www = path.join(benchDir, 'www');
 const image = path.join(www, 'image-1g.raw');

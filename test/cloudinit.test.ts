@@ -46,7 +46,7 @@ runcmd:
   - echo "CI-TESTER $(id -un tester) $(grep -c tester-key /home/tester/.ssh/authorized_keys)" > /dev/ttyS0
   - for d in /sys/class/net/eth*; do echo "CI-NIC $(cat $d/address) $(basename $d) $(ip -o -4 addr show dev $(basename $d) | awk '{print $4}')" > /dev/ttyS0; done
   - echo "CI-ROUTE $(ip route show default)" > /dev/ttyS0
-  - echo "CI-SHADOW $(getent shadow debian | cut -d: -f2)" > /dev/ttyS0
+  - echo "CI-SHADOW $(getent shadow debian | cut -f2 -d:)" > /dev/ttyS0
   - echo "CI-CLOUDID $(cloud-id) $(cat /var/lib/cloud/data/instance-id)" > /dev/ttyS0
 power_state:
   mode: poweroff
@@ -113,7 +113,7 @@ describe('cloud-init, booted', { skip }, () => {
     assert.equal(report.get(`CI-NIC ${macAddress(name, 0)}`), 'eth0 10.0.2.60/24');
     assert.match(report.get('CI-ROUTE') ?? '', /^default via 10\.0\.2\.2 dev eth0/);
     assert.equal(report.get('CI-SHADOW'), shadowHash);
-    assert.equal(report.get('CI-CLOUDID'), `openstack ${instanceId}`, 'read from the config drive');
+    assert.equal(report.get('CI-CLOUDID'), `configdrive ${instanceId}`, 'read from the config drive');
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,7 +49,7 @@ const hostSnabb = existsSync(HOST_SNABB);
 
 const userData = (marker: string, extra = '') => `#cloud-config
 runcmd:
-  - echo "${marker} $(hostname)" > /dev/ttyS0
+  - echo "${marker} $(hostname) END" > /dev/ttyS0
 ${extra}`;
 
 /** A detached container run as the README says, with its `docker logs -f` and `docker wait` running from the start. */
@@ -201,9 +201,9 @@ describe('the Docker image, as users run it', { skip }, () => {
     const run = await runDetached(name, ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'], ['-u', 'user_data.txt', 'debian-12.qcow2']);
     cleanups.push(() => removeContainer(name));
     await waitForLog(run, /is running \(tcg/, 120_000);
-    const marker = await waitForLog(run, /SNABBVM-DOCKER-MARKER (\S+?)(?=\[|\s|$)/, BOOT_MS);
+    const marker = await waitForLog(run, /SNABBVM-DOCKER-MARKER (\S+) END/, BOOT_MS);
     console.log(`# cloud-init marker in docker logs: ${marker[0]}`);
-    assert.match(marker[1]!, /^snabbvm/, 'the hostname cloud-init set: the VM name');
+    assert.equal(marker[1], 'snabbvm', 'the hostname cloud-init set: the VM name');
 
     const ip = await containerIp(name);
     // nat: every port of the container's address but the consoles' goes to the VM, so :22 is the guest's sshd
@@ -250,6 +250,7 @@ describe('the Docker image, as users run it', { skip }, () => {
     let extra = '';
     let snabb: ChildProcess | undefined;
     const sw = path.join(work, 'switch');
+    const snabbLog = path.join(work, 'snabb.log');
     if (hostSnabb) {
       // the host's Snabb is the vhost-user client of the socket QEMU serves in the container, in a shared folder
       mkdirSync(sw);
@@ -267,19 +268,30 @@ describe('the Docker image, as users run it', { skip }, () => {
     cleanups.push(() => removeContainer(name));
     if (hostSnabb) {
       await retry('QEMU serves the vhost-user socket', async () => void statSync(path.join(sw, 'vm.sock')), 300_000);
-      snabb = spawn(HOST_SNABB, ['snabbnfv', 'traffic', '-k', '10', '-D', '0', 'soft', path.join(sw, 'ports.lua'), `${sw}/%s.sock`], { stdio: 'ignore' });
+      const log = openSync(snabbLog, 'w');
+      snabb = spawn(HOST_SNABB, ['snabbnfv', 'traffic', '-k', '10', '-D', '0', 'soft', path.join(sw, 'ports.lua'), `${sw}/%s.sock`], { cwd: sw, stdio: ['ignore', log, log] });
+      closeSync(log);
       cleanups.push(() => void snabb?.kill('SIGTERM'));
+      await retry(
+        "the host's Snabb connects to the VM's socket",
+        async () => {
+          const text = readFileSync(snabbLog, 'utf8');
+          if (snabb!.exitCode !== null || snabb!.signalCode !== null) throw new Error(`Snabb exited (${snabb!.exitCode ?? snabb!.signalCode}):\n${text.slice(-2000)}`);
+          if (!/vhost_user: Connected and initialized/.test(text)) throw new Error(`not yet:\n${text.slice(-1000)}`);
+        },
+        120_000,
+      );
     }
     await waitForLog(run, /is running \(tcg/, 300_000);
     const marker = await waitForLog(run, /SNABBVM-URL-MARKER/, BOOT_MS);
     console.log(`# booted from ${url}: ${marker[0]} in docker logs`);
     if (snabb) {
-      const eth1 = await waitForLog(run, /eth1\s+UP\s+10\.77\.1\.1\/24/, 60_000);
+      const eth1 = await waitForLog(run, /eth1\s*UP\s*10\.77\.1\.1\/24/, 60_000); // tmux draws runs of spaces as cursor moves
       const counters = await retry(
         'packets from the VM in the host Snabb',
         async () => {
           const c = readSnabbCounters(snabb!.pid!, 'vm');
-          if (!c || !(c.txPackets! > 0)) throw new Error(`counters ${JSON.stringify(c)}`);
+          if (!c || !(c.txPackets! > 0)) throw new Error(`counters ${JSON.stringify(c)}; Snabb's log:\n${readFileSync(snabbLog, 'utf8').slice(-1500)}`);
           return c;
         },
         60_000,

@@ -54,7 +54,9 @@ const NETCHECK = /NETCHECK addr=(\S*) ping=(\w+) dns=(\S*)/;
 describe('eth0 networking in Docker-like namespaces', { skip }, () => {
   let n: DockerLikeNetwork;
   let tinyImage: string;
+  let image: string;
   before(async () => {
+    if (skipVm === undefined) image = cloudImagePath(); // built once, outside the tests' timeouts
     n = createDockerLikeNetwork('net', { subnet: '10.0.2', containers: 3 });
     await n.startResolver({ 'test.example': PROBE_ADDRESS });
     tinyImage = path.join(work, 'tiny.qcow2');
@@ -121,17 +123,17 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
     }
   });
 
-  test('nat: DHCP lease, host and DNS reached, every port forwarded but VNC and --forward-exclude; teardown exact', { skip: skipVm, timeout: 500_000 }, async () => {
+  test('nat: DHCP lease, host and DNS reached, every port forwarded but VNC and --forward-exclude; teardown exact', { skip: skipVm, timeout: 900_000 }, async () => {
     const ns = n.containers[0]!;
     const containerIp = n.containerIps[0]!;
     const snapshot = snapshotNetwork(ns);
     const ud = path.join(work, 'nat-user-data');
     writeFileSync(ud, userData(n.hostIp, ['tcp:8080', 'tcp:5901', 'tcp:8081', 'udp:7777']));
-    const vm = launch(0, 'net-nat', ['--net', 'nat', '--forward-exclude', '8081', '--stop-timeout', '120', '-u', ud, cloudImagePath()]);
+    const vm = launch(0, 'net-nat', ['--net', 'nat', '--forward-exclude', '8081', '--stop-timeout', '120', '-u', ud, image]);
     try {
       // docker0 holds 10.0.2.0/24, so the VM's subnet is the next one
       await vm.waitFor(/eth0: nat on 10\.0\.3\.0\/24, the VM is 10\.0\.3\.15; every port of eth0's address goes to it except TCP 5901, 8081 and UDP 5901, 8081/, 60_000);
-      const [, addr, ping, dns] = (await vm.waitFor(NETCHECK, 400_000)) as string[];
+      const [, addr, ping, dns] = (await vm.waitFor(NETCHECK, 700_000)) as string[];
       assert.equal(addr, '10.0.3.15/24', 'the VM got its fixed lease');
       assert.equal(ping, 'ok', 'the VM reaches the host through the masquerade');
       assert.equal(dns, PROBE_ADDRESS, "the VM resolves through dnsmasq, which forwards to the container's resolver");
@@ -150,19 +152,19 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
     }
   });
 
-  test('bridge: the VM answers ping at its --ip on the Docker network; the container keeps its address; teardown exact', { skip: skipVm, timeout: 500_000 }, async () => {
+  test('bridge: the VM answers ping at its --ip on the Docker network; the container keeps its address; teardown exact', { skip: skipVm, timeout: 900_000 }, async () => {
     const ns = n.containers[1]!;
     const containerIp = n.containerIps[1]!;
     const vmIp = '10.0.2.50';
     const snapshot = snapshotNetwork(ns);
     const ud = path.join(work, 'bridge-user-data');
     writeFileSync(ud, userData(n.hostIp, ['tcp:8080']));
-    const vm = launch(1, 'net-br', ['--net', 'bridge', '--ip', `${vmIp}/24`, '--stop-timeout', '120', '-u', ud, cloudImagePath()]);
+    const vm = launch(1, 'net-br', ['--net', 'bridge', '--ip', `${vmIp}/24`, '--stop-timeout', '120', '-u', ud, image]);
     try {
       await vm.waitFor(/eth0: bridged onto the container's eth0 \(bridge br-net-br\); the VM is 10\.0\.2\.50\/24/, 60_000);
       const during = n.exec(ns, ['ip', '-o', '-4', 'address', 'show', 'dev', 'br-net-br']);
       assert.match(during, new RegExp(`inet ${containerIp.replace(/\./g, '\\.')}/24`), "the container's address moved onto the bridge");
-      const [, addr, ping] = (await vm.waitFor(NETCHECK, 400_000)) as string[];
+      const [, addr, ping] = (await vm.waitFor(NETCHECK, 700_000)) as string[];
       assert.equal(addr, `${vmIp}/24`);
       assert.equal(ping, 'ok', 'the VM reaches the host directly');
       assert.match(fromClient(['ping', '-c2', '-W5', vmIp]), /2 received/, 'the client pings the VM');
@@ -174,14 +176,14 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
     }
   });
 
-  test('user: a --forward port on the container reaches the VM; nothing in the namespace changes', { skip: skipVm, timeout: 500_000 }, async () => {
+  test('user: a --forward port on the container reaches the VM; nothing in the namespace changes', { skip: skipVm, timeout: 900_000 }, async () => {
     const ns = n.containers[2]!;
     const snapshot = snapshotNetwork(ns);
     const ud = path.join(work, 'user-user-data');
     writeFileSync(ud, userData(n.hostIp, ['tcp:8080']));
-    const vm = launch(2, 'net-user', ['--net', 'user', '--forward', 'tcp:18080:8080', '--stop-timeout', '120', '-u', ud, cloudImagePath()]);
+    const vm = launch(2, 'net-user', ['--net', 'user', '--forward', 'tcp:18080:8080', '--stop-timeout', '120', '-u', ud, image]);
     try {
-      const [, addr] = (await vm.waitFor(NETCHECK, 400_000)) as string[];
+      const [, addr] = (await vm.waitFor(NETCHECK, 700_000)) as string[];
       assert.equal(addr, '10.0.2.15/24', "QEMU's user-mode DHCP");
       assert.equal(ask('tcp', n.containerIps[2]!, 18080), 'vm-answer tcp 8080\n');
       await stopAndCheck(vm, ns, snapshot);

@@ -1,4 +1,5 @@
 import readline from 'node:readline';
+import { Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import type { ControlClient } from '../lifecycle/control-client.js';
 import { connectToLauncher, locateVm, parseSubcommand, subcommandParser } from './locate-vm.js';
@@ -11,9 +12,10 @@ import { connectToLauncher, locateVm, parseSubcommand, subcommandParser } from '
 export async function monitorCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<ExitCode> {
   const program = subcommandParser('monitor', 'the QEMU monitor: run one command, or a prompt (Ctrl-D leaves)')
     .argument('[command...]', 'a monitor command, e.g. info status')
+    .addOption(new Option('--keep-open', 'Ctrl-D does not leave (the tmux monitor window)').hideHelp())
     .usage('[options] [command ...]');
   if (parseSubcommand(program, argv) === 'exit') return ExitCode.Ok;
-  const opts = program.opts<{ name?: string; runDir?: string }>();
+  const opts = program.opts<{ name?: string; runDir?: string; keepOpen?: boolean }>();
   const vm = locateVm(opts, env);
   const control = await connectToLauncher(vm);
 
@@ -29,19 +31,29 @@ export async function monitorCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
       control.close();
     }
   }
-  return repl(control, vm.name);
+  process.stdout.write(`QEMU monitor of VM '${vm.name}'. 'help' lists the commands; ${opts.keepOpen ? '' : 'Ctrl-D leaves. '}Stop the VM with snabbvm stop.\n`);
+  const history: string[] = [];
+  let vmGone = false;
+  void control.closed.then(() => (vmGone = true));
+  while ((await repl(control, vm.name, history)) === 'closed' && opts.keepOpen && process.stdin.isTTY && !vmGone) {
+    process.stdout.write('(this window stays open: Ctrl-b d detaches from tmux)\n');
+  }
+  control.close();
+  return ExitCode.Ok;
 }
 
-async function repl(control: ControlClient, name: string): Promise<ExitCode> {
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: '(qemu) ', historySize: 1000 });
-  process.stdout.write(`QEMU monitor of VM '${name}'. 'help' lists the commands; Ctrl-D leaves. Stop the VM with snabbvm stop.\n`);
+/** One prompt session; 'closed' when the input ended (Ctrl-D), 'exit' when the user typed exit or the VM went away. */
+async function repl(control: ControlClient, name: string, history: string[]): Promise<'closed' | 'exit'> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: '(qemu) ', history, historySize: 1000 });
   rl.prompt();
-  let vmGone = false;
-  void control.closed.then(() => {
-    vmGone = true;
+  const session = { ended: 'closed' as 'closed' | 'exit', active: true };
+  const onVmGone = () => {
+    if (!session.active) return;
+    session.ended = 'exit';
     process.stdout.write(`\nsnabbvm: VM '${name}' has stopped\n`);
     rl.close();
-  });
+  };
+  void control.closed.then(onVmGone);
   // Ctrl-C clears the line, as in a shell; it never reaches QEMU or stops the VM
   rl.on('SIGINT', () => {
     rl.write(null, { ctrl: true, name: 'u' });
@@ -50,22 +62,25 @@ async function repl(control: ControlClient, name: string): Promise<ExitCode> {
   });
   for await (const input of rl) {
     const line = input.trim();
-    if (line === 'exit') break;
+    if (line === 'exit') {
+      session.ended = 'exit';
+      break;
+    }
     if (/^(q|quit)$/.test(line)) {
-      process.stdout.write("'quit' would end QEMU at once, without a guest shutdown: use snabbvm stop, or type 'quit!' if you mean it. Ctrl-D leaves the monitor.\n");
+      process.stdout.write("'quit' would end QEMU at once, without a guest shutdown: use snabbvm stop, or type 'quit!' if you mean it.\n");
     } else if (line !== '') {
       try {
         process.stdout.write(normalize(await control.request<string>({ cmd: 'hmp', line: line === 'quit!' ? 'quit' : line })));
       } catch (err) {
-        if (vmGone) break;
+        if (session.ended === 'exit') break;
         process.stdout.write(`error: ${(err as Error).message}\n`);
       }
     }
     rl.prompt();
   }
+  session.active = false;
   rl.close();
-  control.close();
-  return ExitCode.Ok;
+  return session.ended;
 }
 
 /** HMP answers with \r\n and sometimes without a final newline. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { firstInvalidUtf8, positionOf, validateUserData } from './validate-user-data.js';
+import { parseDocument } from 'yaml';
+import { firstInvalidUtf8, overrideWarnings, positionOf, validateUserData } from './validate-user-data.js';
 
 const check = (content: string | Buffer) => validateUserData(Buffer.isBuffer(content) ? content : Buffer.from(content), '/u/ud.yaml');
 const refused = (content: string | Buffer): string => {
@@ -129,6 +130,26 @@ test('a script with CRLF line ends passes, with a warning (its #! line would nam
   assert.ok(r.ok);
   assert.match(r.check.warnings.join(), /Windows \(CRLF\) line ends.*dos2unix/);
   assert.deepEqual((check('#!/bin/sh\necho hi\n') as { check: { warnings: string[] } }).check.warnings, []);
+});
+
+test("a runcmd entry that YAML reads as a mapping passes, with a warning to quote it", () => {
+  const r = check('#cloud-config\nruncmd:\n  - ls\n  - echo $(cut -d: -f2 /etc/passwd)\n');
+  assert.ok(r.ok);
+  assert.deepEqual(r.check.warnings, [
+    'user-data /u/ud.yaml line 4, column 5 ("  - echo $(cut -d: -f2 /etc/passwd)"): this runcmd entry is a mapping, not a command (an unquoted \': \' makes one), so cloud-init\'s runcmd will fail; put the command in quotes',
+  ]);
+});
+
+test('overrideWarnings: where the user-data undoes --ssh-key or --password', () => {
+  const warn = (yaml: string, given = { sshKeys: true, password: true }) => overrideWarnings(parseDocument(yaml), given);
+  assert.deepEqual(warn('users: [default, bob]\nruncmd: [ls]\n'), []);
+  assert.deepEqual(warn('users: [bob]\n', { sshKeys: false, password: false }), []);
+  assert.match(warn('users:\n  - name: bob\n').join(), /no 'default' entry.*--ssh-key and --password/);
+  assert.match(warn('users: bob, carol\n').join(), /no 'default' entry/);
+  assert.match(warn('allow_public_ssh_keys: false\n').join(), /ignores --ssh-key/);
+  assert.match(warn('password: mine\n').join(), /wins over --password/);
+  assert.match(warn('chpasswd:\n  users: [{name: debian, password: x}]\n').join(), /wins over --password/);
+  assert.deepEqual(warn('chpasswd: {expire: true}\n'), []);
 });
 
 test('positionOf counts lines across \\n, \\r\\n and \\r, and columns in characters', () => {

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import type { Document } from 'yaml';
+import { isMap, isScalar, isSeq, type Document } from 'yaml';
 import { parseCloudConfig } from './parse-cloud-config.js';
 
 /**
@@ -97,7 +97,10 @@ export function validateUserData(bytes: Buffer, file: string): UserDataResult {
     return fail(`line ${line}, column ${column}${inside} (${quoteLine(lineText)}): ${parsed.problem.message}`);
   }
   const check: UserDataCheck = { kind, compressed, warnings: [] };
-  if (parsed.doc) check.cloudConfig = parsed.doc;
+  if (parsed.doc) {
+    check.cloudConfig = parsed.doc;
+    check.warnings.push(...commandListWarnings(parsed.doc, text, `user-data ${file}`));
+  }
   return { ok: true, check };
 }
 
@@ -127,6 +130,44 @@ export function readUserDataFile(file: string): { bytes: Buffer; result: UserDat
 export function checkUserDataFile(file: string): string | undefined {
   const read = readUserDataFile(file);
   return 'result' in read && !read.result.ok ? read.result.message : undefined;
+}
+
+/**
+ * A runcmd/bootcmd entry that YAML reads as a mapping (an unquoted ': ' inside the command does that) makes
+ * cloud-init's whole runcmd fail ("Unable to shellify type 'dict'"), though the file is fine.
+ */
+function commandListWarnings(doc: Document, text: string, what: string): string[] {
+  const warnings: string[] = [];
+  for (const key of ['runcmd', 'bootcmd']) {
+    const list = doc.get(key, true);
+    if (!isSeq(list)) continue;
+    for (const item of list.items) {
+      if (!isMap(item)) continue;
+      const { line, column, lineText } = positionOf(text, item.range?.[0] ?? 0);
+      warnings.push(`${what} line ${line}, column ${column} (${quoteLine(lineText)}): this ${key} entry is a mapping, not a command (an unquoted ': ' makes one), so cloud-init's ${key} will fail; put the command in quotes`);
+    }
+  }
+  return warnings;
+}
+
+/** Where the user's cloud-config quietly undoes --ssh-key or --password, what to tell them (never quoting it). Pure. */
+export function overrideWarnings(doc: Document, given: { sshKeys: boolean; password: boolean }): string[] {
+  const warnings: string[] = [];
+  const users = doc.get('users', true);
+  const isDefault = (node: unknown) => (isScalar(node) ? node.value === 'default' : isMap(node) ? node.get('name') === 'default' : false);
+  const noDefaultUser = (isSeq(users) && !users.items.some(isDefault)) || (isScalar(users) && typeof users.value === 'string' && !/\bdefault\b/.test(users.value));
+  const options = [...(given.sshKeys ? ['--ssh-key'] : []), ...(given.password ? ['--password'] : [])];
+  if (noDefaultUser && options.length > 0) {
+    warnings.push(`the user-data's users: list has no 'default' entry, so the image's default user is not created and ${options.join(' and ')} (for that user) has no effect; add '- default' to users:`);
+  }
+  if (given.sshKeys && doc.get('allow_public_ssh_keys') === false) {
+    warnings.push('the user-data sets allow_public_ssh_keys: false, so cloud-init ignores --ssh-key; remove that line or put the key in the user-data');
+  }
+  const chpasswd = doc.get('chpasswd', true);
+  if (given.password && (doc.has('password') || (isMap(chpasswd) && (chpasswd.has('users') || chpasswd.has('list'))))) {
+    warnings.push('the user-data sets passwords itself (password: or chpasswd:), and that wins over --password');
+  }
+  return warnings;
 }
 
 /** What to write instead of the first line, when it looks like a near miss. */

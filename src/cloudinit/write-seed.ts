@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, type Document } from 'yaml';
 import type { VmConfig } from '../config/config.js';
 import { hostError, inputError } from '../errors.js';
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
@@ -11,11 +10,11 @@ import type { RuntimePaths } from '../paths.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
 import { hashPassword } from './hash-password.js';
 import { buildInstanceId, renderSeedFiles, SEED_LABEL, splitSshKeys, type SeedFile } from './render-seed.js';
-import { readUserDataFile } from './validate-user-data.js';
+import { overrideWarnings, readUserDataFile } from './validate-user-data.js';
 
 /**
- * Validates the user-data and writes the cloud-init seed image; returns its path, or undefined when the VM
- * gets no seed.
+ * Validates the user-data and writes the cloud-init seed image (NoCloud or config drive); returns its path. Every VM
+ * gets one: without -u it still carries the hostname, keys, password and network-config. Registers its removal.
  */
 export async function writeSeed(
   config: VmConfig,
@@ -30,7 +29,9 @@ export async function writeSeed(
     if (!read.result.ok) throw inputError(read.result.message);
     userData = read.bytes;
     for (const warning of read.result.check.warnings) log.warn(warning);
-    if (read.result.check.cloudConfig) warnAboutOverrides(read.result.check.cloudConfig, config);
+    if (read.result.check.cloudConfig) {
+      for (const warning of overrideWarnings(read.result.check.cloudConfig, { sshKeys: config.sshKeys.length > 0, password: config.password !== undefined })) log.warn(warning);
+    }
   }
   const sshKeys = splitSshKeys(config.sshKeys);
   const instanceId = buildInstanceId(config.name, config.image, config.newInstance ? randomUUID() : '');
@@ -57,26 +58,6 @@ export async function writeSeed(
   ];
   log.info(`cloud-init seed (${config.seedFormat}, instance-id ${instanceId}): ${said.join('; ')}`);
   return paths.seedImage;
-}
-
-/** Where the user's cloud-config quietly undoes --ssh-key or --password, say so (never quoting it). */
-function warnAboutOverrides(doc: Document, config: VmConfig): void {
-  const top = doc.contents;
-  if (!isMap(top)) return;
-  const users = doc.get('users', true);
-  const hasDefault = (node: unknown) => (isScalar(node) ? node.value === 'default' : isMap(node) ? node.get('name') === 'default' : false);
-  const noDefaultUser = (isSeq(users) && !users.items.some(hasDefault)) || (isScalar(users) && typeof users.value === 'string' && !/\bdefault\b/.test(users.value));
-  const options = [...(config.sshKeys.length > 0 ? ['--ssh-key'] : []), ...(config.password !== undefined ? ['--password'] : [])];
-  if (noDefaultUser && options.length > 0) {
-    log.warn(`the user-data's users: list has no 'default' entry, so the image's default user is not created and ${options.join(' and ')} (for that user) has no effect; add '- default' to users:`);
-  }
-  if (config.sshKeys.length > 0 && doc.get('allow_public_ssh_keys') === false) {
-    log.warn("the user-data sets allow_public_ssh_keys: false, so cloud-init ignores --ssh-key; remove that line or put the key in the user-data");
-  }
-  const chpasswd = doc.get('chpasswd', true);
-  if (config.password !== undefined && (doc.has('password') || (isMap(chpasswd) && (chpasswd.has('users') || chpasswd.has('list'))))) {
-    log.warn("the user-data sets passwords itself (password: or chpasswd:), and that wins over --password");
-  }
 }
 
 async function writeSeedFiles(dir: string, files: SeedFile[]): Promise<void> {

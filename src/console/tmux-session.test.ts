@@ -26,7 +26,7 @@ test('windows: vm (serial console without an escape key), monitor, one per Snabb
   assert.deepEqual(commands[0], ['new-session', '-d', '-s', 'vm1', '-n', 'vm', '-x', '120', '-y', '40', '/usr/bin/node', '/app/main.js', 'console', '--escape', 'none', '--run-dir', '/run/snabbvm/vm1']);
   const windows = commands.filter((c) => c[0] === 'new-window');
   assert.deepEqual(windows, [
-    ['new-window', '-d', '-n', 'monitor', '/usr/bin/node', '/app/main.js', 'monitor', '--run-dir', '/run/snabbvm/vm1'],
+    ['new-window', '-d', '-n', 'monitor', '/usr/bin/node', '/app/main.js', 'monitor', '--keep-open', '--run-dir', '/run/snabbvm/vm1'],
     ['new-window', '-d', '-n', 'eth1', 'tail', '-n', '+1', '-F', '/run/snabbvm/vm1/snabb/eth1.log'],
   ]);
   assert.deepEqual(commands.at(-1), ['select-window', '-t', 'vm1:vm']);

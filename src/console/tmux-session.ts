@@ -52,7 +52,7 @@ export function planTmuxSession(plan: TmuxSessionPlan): string[] {
     ['set-option', '-s', 'escape-time', '10'],
     ['set-option', '-wg', 'automatic-rename', 'off'],
     ['set-option', '-wg', 'allow-rename', 'off'],
-    ['new-window', '-d', '-n', 'monitor', ...self('monitor')],
+    ['new-window', '-d', '-n', 'monitor', ...self('monitor', '--keep-open')],
     ...plan.ports.map((p) => ['new-window', '-d', '-n', p.name, 'tail', '-n', '+1', '-F', p.log]),
     ['bind-key', 'T', 'split-window', '-v', '-l', '12', ...self('status', '--watch')],
     ['select-window', '-t', `${plan.session}:vm`],

@@ -27,7 +27,7 @@ export interface DownloadOptions {
 
 export type DownloadResult =
   | { status: 'not-modified' }
-  | { status: 'downloaded'; sha256: string; size: number; validators: Validators; resumed: boolean };
+  | { status: 'downloaded'; sha256: string; size: number; validators: Validators };
 
 /** The state a partial download leaves next to its .part file, so a later run can resume it. */
 interface PartState extends Validators {
@@ -103,7 +103,6 @@ export async function downloadFile(url: string, partPath: string, options: Downl
     await rm(partPath, { force: true });
     offset = 0;
   }
-  const resumed = offset > 0;
   let lastError: Error | undefined;
 
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
@@ -202,7 +201,7 @@ export async function downloadFile(url: string, partPath: string, options: Downl
       lastError = new NetworkError(`download of ${url} ended at ${formatBytes(done)} of ${formatBytes(total)} (the connection closed early)`);
       continue;
     }
-    return { status: 'downloaded', sha256: hash.digest('hex'), size: done, validators, resumed };
+    return { status: 'downloaded', sha256: hash.digest('hex'), size: done, validators };
   }
   throw lastError!;
 }

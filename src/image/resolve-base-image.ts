@@ -50,20 +50,21 @@ export async function resolveBaseImage(config: ResolveConfig, env: NodeJS.Proces
 
 /** Timeouts and retries for downloads; the environment may change them (tests do). */
 export function downloadOptions(env: NodeJS.ProcessEnv, quiet: boolean): DownloadOptions {
-  const seconds = (name: string, dflt: number): number => {
+  const positive = (name: string, dflt: number, what: string): number => {
     const text = env[name];
-    if (text === undefined || text === '') return dflt * 1000;
+    if (text === undefined || text === '') return dflt;
     const n = Number(text);
-    if (!Number.isFinite(n) || n <= 0) throw usageError(`${name}=${text} is not valid; give a number of seconds`);
-    return n * 1000;
+    if (!Number.isFinite(n) || n <= 0) throw usageError(`${name}=${text} is not valid; give ${what}`);
+    return n;
   };
+  const seconds = (name: string, dflt: number) => positive(name, dflt, 'a number of seconds') * 1000;
   return {
     http: {
       connectTimeoutMs: seconds('SNABBVM_HTTP_CONNECT_TIMEOUT', DEFAULT_HTTP_OPTIONS.connectTimeoutMs / 1000),
       stallTimeoutMs: seconds('SNABBVM_HTTP_STALL_TIMEOUT', DEFAULT_HTTP_OPTIONS.stallTimeoutMs / 1000),
       maxRedirects: DEFAULT_HTTP_OPTIONS.maxRedirects,
     },
-    attempts: Math.max(1, Math.round(seconds('SNABBVM_HTTP_ATTEMPTS', 4) / 1000)),
+    attempts: Math.max(1, Math.round(positive('SNABBVM_HTTP_ATTEMPTS', 4, 'a number of attempts'))),
     retryDelayMs: seconds('SNABBVM_HTTP_RETRY_DELAY', 2),
     progressIntervalMs: seconds('SNABBVM_PROGRESS_INTERVAL', 10),
     quiet,
@@ -123,6 +124,8 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
       await clearEntry(entryDir);
       throw inputError(`the SHA-256 of ${url} is ${result.sha256}, not ${config.sha256} as --sha256/--digest expects: a corrupt download or a wrong digest; nothing was kept`);
     }
+    // the old meta.json describes the old version: gone first, so a crash here never pairs it with new bytes
+    await rm(path.join(entryDir, ENTRY.meta), { force: true });
     await rm(`${partPath}.json`, { force: true });
     await rename(partPath, path.join(entryDir, ENTRY.download));
     log.info(`downloaded ${url}: ${formatBytes(result.size)}, sha256 ${result.sha256}`);

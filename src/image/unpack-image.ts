@@ -1,17 +1,20 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { inputError } from '../errors.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
-import { startStreamProgram } from '../process/stream-program.js';
+import { runProgramFileToFile } from '../process/run-program-to-file.js';
 import type { Compression } from './probe-image.js';
 
-/** The decompressor for each compression, reading stdin and writing stdout. gzip is done by zlib instead. */
+/**
+ * The decompressor for each compression, reading stdin and writing stdout (a file in the cache). xz makes a
+ * regular file sparse by itself, zstd with --sparse; bzip2 cannot. gzip is done by zlib instead.
+ */
 export const DECOMPRESSORS: Record<Exclude<Compression, 'gzip'>, string[]> = {
   xz: ['xz', '--decompress', '--stdout', '--threads=0'],
   bzip2: ['bzip2', '--decompress', '--stdout'],
-  zstd: ['zstd', '--decompress', '--stdout', '--quiet'],
+  zstd: ['zstd', '--decompress', '--stdout', '--quiet', '--sparse'],
 };
 
 /**
@@ -48,15 +51,8 @@ export async function unpackImage(src: string, compression: Compression, dest: s
       });
       return size;
     }
-    const program = startStreamProgram(DECOMPRESSORS[compression], { stdinPath: src });
-    try {
-      const size = await writeSparse(program.stdout, dest);
-      await program.finished;
-      return size;
-    } catch (err) {
-      program.kill();
-      throw err;
-    }
+    await runProgramFileToFile(DECOMPRESSORS[compression], { stdinPath: src, stdoutPath: dest });
+    return (await stat(dest)).size;
   } catch (err) {
     if (err instanceof ProgramError && err.notFound) throw err; // the host lacks the program: exit 4 in main
     const why = err instanceof ProgramError ? err.stderrTail.trim().split('\n').pop() : (err as Error).message;

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import path from 'node:path';
 import { ProgramError, type ExitInfo } from './run-program.js';
 
 /** A long-running program. stop() is safe to call twice. */
@@ -21,7 +22,8 @@ export async function startProgram(
   options: { logFile?: string; env?: NodeJS.ProcessEnv; cwd?: string; /** the launcher's own terminal (tmux attach) */ inheritStdio?: boolean } = {},
 ): Promise<StartedProgram> {
   const logFd = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
-  const child = spawn(argv[0]!, argv.slice(1), {
+  const [command, ...args] = withParentDeathSignal(argv);
+  const child = spawn(command!, args, {
     stdio: options.inheritStdio ? 'inherit' : ['ignore', logFd, logFd],
     env: options.env ?? process.env,
     cwd: options.cwd,
@@ -52,4 +54,27 @@ export async function startProgram(
       return exited;
     },
   };
+}
+
+/**
+ * Programs started by the launcher must not outlive it: in a container they die with PID 1 anyway, but a launcher
+ * killed outside one (a test timeout, kill -9) would leave QEMU, Snabb or dnsmasq running. `setpriv --pdeathsig`
+ * asks the kernel to send SIGTERM when the launcher dies; it execs the program, so the pid stays the program's.
+ * Only used when both setpriv and the program are found, so a missing program still fails to spawn (ENOENT).
+ */
+function withParentDeathSignal(argv: readonly string[]): readonly string[] {
+  const setpriv = findOnPath('setpriv');
+  const program = findOnPath(argv[0]!);
+  return setpriv && program ? [setpriv, '--pdeathsig', 'SIGTERM', '--', program, ...argv.slice(1)] : argv;
+}
+
+function findOnPath(name: string): string | undefined {
+  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '').split(':').map((dir) => path.join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
 }

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { parseRunArgs } from '../cli/run-command.js';
+import { loadConfig } from '../config/load-config.js';
+import { ProblemsError } from '../errors.js';
+import { runtimePaths } from '../paths.js';
+import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
+import { planVnc } from './start-consoles.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-vnc-'));
+writeFileSync(path.join(dir, 'disk.qcow2'), 'x');
+const paths = runtimePaths(dir);
+
+function configFor(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const parsed = parseRunArgs([...argv, 'disk.qcow2'], env);
+  if (parsed === 'exit') throw new Error('unexpected exit');
+  return loadConfig({ ...parsed, env, baseDir: dir });
+}
+
+test('VNC by default on display 1 of every address, without a password', async () => {
+  const plan = await planVnc(configFor([]), paths);
+  assert.deepEqual(plan, { listen: '0.0.0.0', display: 1 });
+});
+
+test('--vnc none turns VNC off', async () => {
+  assert.equal(await planVnc(configFor(['--vnc', 'none']), paths), undefined);
+});
+
+test('an IPv6 listen address gets the brackets QEMU needs', async () => {
+  assert.equal((await planVnc(configFor(['--vnc-listen', '::']), paths))!.listen, '[::]');
+  assert.equal((await planVnc(configFor(['--vnc-listen', '[::1]']), paths))!.listen, '[::1]');
+});
+
+test('a VNC password goes to a 0600 file read as a QEMU secret, never onto the command line', async () => {
+  const config = configFor([], { SNABBVM_VNC_PASSWORD: 'pw-1234' });
+  const plan = (await planVnc(config, paths))!;
+  assert.equal(plan.passwordFile, paths.vncPasswordFile);
+  assert.equal(readFileSync(paths.vncPasswordFile, 'utf8'), 'pw-1234');
+  assert.equal(statSync(paths.vncPasswordFile).mode & 0o777, 0o600);
+  const argv = buildQemuArgv({ binary: 'qemu-system-x86_64', name: 'vm1', accel: 'tcg', cpus: 1, memoryMiB: 512, memory: { kind: 'anonymous' }, disk: paths.overlay, nics: [], paths, vnc: plan, vhostUserWithoutMsix: false });
+  assert.ok(argv.includes(`secret,id=vncpass,file=${paths.vncPasswordFile}`));
+  assert.ok(argv.includes('0.0.0.0:1,password-secret=vncpass'));
+  assert.ok(!argv.some((a) => a.includes('pw-1234')));
+});
+
+test('a VNC password longer than 8 characters is refused, not cut', () => {
+  assert.throws(
+    () => configFor(['--vnc-password', 'ninechars']),
+    (err: unknown) => err instanceof ProblemsError && err.exitCode === 2 && /--vnc-password must be 1 to 8 characters/.test(err.message),
+  );
+  assert.equal(configFor(['--vnc-password', 'eightchr']).vncPassword, 'eightchr');
+});
