@@ -51,6 +51,7 @@ while True:
         pass
 `;
 const USER_DATA = `#cloud-config
+ssh_genkeytypes: []
 write_files:
   - path: /usr/local/bin/blaster
     permissions: '0755'
@@ -80,14 +81,15 @@ async function main(): Promise<void> {
   const image = cloudImagePath();
   writeFileSync(configFile, renderSnabbConfig(configs.plain));
   writeFileSync(path.join(work, 'user-data-a'), USER_DATA);
-  writeFileSync(path.join(work, 'user-data-b'), '#cloud-config\n');
+  writeFileSync(path.join(work, 'user-data-b'), '#cloud-config\nssh_genkeytypes: []\n');
   const snabb = spawn(SNABB, ['snabbnfv', 'traffic', '-k', '10', '-D', '0', 'soft', configFile, `${swDir}/%s.sock`], { stdio: 'ignore' });
   const common = ['--accel', 'tcg', '-m', '512', '--net', 'none', '--vnc', 'none', '--web', 'none', '--console', 'none', '--stop-timeout', '30'];
   const vmB = startLauncher([...common, '--name', 'bench-snabb-b', '--run-dir', path.join(work, 'b'), '-u', path.join(work, 'user-data-b'), image, `vhost-user:${swDir}/b.sock,ip=10.77.0.2/24`]);
-  const vmA = startLauncher([...common, '--name', 'bench-snabb-a', '--run-dir', path.join(work, 'a'), '-u', path.join(work, 'user-data-a'), image, `vhost-user:${swDir}/a.sock,ip=10.77.0.1/24`]);
+  // A's serial console goes to its stdout, where the BLASTING marker shows
+  const vmA = startLauncher([...common, '--console', 'stdio', '--name', 'bench-snabb-a', '--run-dir', path.join(work, 'a'), '-u', path.join(work, 'user-data-a'), image, `vhost-user:${swDir}/a.sock,ip=10.77.0.1/24`]);
   try {
     console.error('bench: booting two VMs under TCG (minutes on a loaded machine)...');
-    await vmA.waitFor(/BLASTING/, 600_000);
+    await vmA.waitFor(/BLASTING/, 1_200_000);
     await sleep(5000);
     const rates: Record<'plain' | 'filtered', number[]> = { plain: [], filtered: [] };
     for (let r = 0; r < rounds; r++) {

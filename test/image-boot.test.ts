@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -52,6 +52,7 @@ after(async () => {
   for (const run of running) run.child.kill('SIGTERM'); // the launcher stops its QEMU and cleans up
   await Promise.all(running.map((run) => run.exited));
   await server?.close();
+  rmSync(work, { recursive: true, force: true });
 }, { timeout: 300_000 });
 // the fixture build (about 90 s the first time) and its zstd copy are not part of the boot timeouts
 before(() => {

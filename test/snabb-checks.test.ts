@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -16,6 +16,7 @@ import { claimPciDevice, rebindKernelDriver } from '../src/snabb/claim-pci-devic
 import { probeHugepages } from '../src/snabb/hugepages.js';
 import { probeNodeCpus, probeNumaNodes, probePciDevice, validatePciDevice } from '../src/snabb/pci-device.js';
 import { renderSnabbConfig } from '../src/snabb/render-snabb-config.js';
+import { removeLeftovers } from '../src/snabb/supervise-snabb.js';
 import { runLauncher } from './helpers/launcher.js';
 import { buildSysfsTree } from './helpers/sysfs-tree.js';
 
@@ -104,6 +105,19 @@ describe('PCI checks against a sysfs tree', () => {
     unlinkSync(path.join(tree, 'bus/pci/devices/0000:05:00.0/driver')); // what Snabb does when it takes the NIC
     rebindKernelDriver(tree, '0000:05:00.0', facts.kernelDriver!);
     assert.equal(readFileSync(path.join(tree, 'bus/pci/drivers/ixgbe/bind'), 'utf8'), '0000:05:00.0');
+  });
+
+  test("what a Snabb killed with its [snabb sup] leaves (shared memory, DMA huge page files) is removed", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'snabbvm-shm-'));
+    const dma = path.join(root, 'hugetlbfs/00023bc00000.dma');
+    mkdirSync(path.dirname(dma));
+    writeFileSync(dma, '');
+    mkdirSync(path.join(root, '4242/group/dma'), { recursive: true });
+    symlinkSync(dma, path.join(root, '4242/group/dma/00023bc00000.dma'));
+    await removeLeftovers(4242, root);
+    assert.equal(existsSync(path.join(root, '4242')), false);
+    assert.equal(existsSync(dma), false);
+    rmSync(root, { recursive: true });
   });
 
   test('hugepage pool and NUMA nodes are read from sysfs', () => {

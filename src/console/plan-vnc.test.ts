@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { parseRunArgs } from '../cli/run-command.js';
 import { loadConfig } from '../config/load-config.js';
 import { ProblemsError } from '../errors.js';
@@ -13,6 +13,7 @@ import { planVnc } from './start-consoles.js';
 const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-vnc-'));
 writeFileSync(path.join(dir, 'disk.qcow2'), 'x');
 const paths = runtimePaths(dir);
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function configFor(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const parsed = parseRunArgs([...argv, 'disk.qcow2'], env);

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSerialHub } from './serial-hub.js';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  dirs.push(mkdtempSync(path.join(tmpdir(), 'snabbvm-hub-')));
+  return dirs.at(-1)!;
+};
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** Stands in for QEMU's serial chardev: a unix socket server that takes one client (the hub). */
 async function fakeSerial(socketPath: string) {
@@ -43,7 +50,7 @@ async function until(what: () => boolean, label: string) {
 }
 
 test('the hub shares one serial connection: output to all, input from any, recent output replayed to newcomers', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-hub-'));
+  const dir = tempDir();
   const serial = await fakeSerial(path.join(dir, 'serial.sock'));
   const hub = await startSerialHub(path.join(dir, 'serial.sock'), path.join(dir, 'console.sock'));
   const seen: string[] = [];
@@ -77,6 +84,6 @@ test('the hub shares one serial connection: output to all, input from any, recen
 });
 
 test('the hub gives up when QEMU never serves the serial socket', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-hub-'));
+  const dir = tempDir();
   await assert.rejects(startSerialHub(path.join(dir, 'missing.sock'), path.join(dir, 'console.sock'), 300), /cannot connect to QEMU's serial console/);
 });

@@ -68,6 +68,8 @@ const layouts = new WeakMap<RuntimePaths, ConsoleLayout>();
  * copying the serial log to stdout. Registers the teardown of what it starts.
  */
 export async function startConsoles(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack): Promise<void> {
+  // the launcher outlives its terminal: writing to one that is gone fails (EIO, EPIPE), which must not crash it
+  for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
   const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const wantsTmux = config.console === 'tmux' || (config.console === 'auto' && terminal);
   const tmuxInstalled = wantsTmux && (await runProgram(['tmux', '-V']).then(() => true, () => false));
@@ -144,6 +146,7 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
     const stopForwarding = forwardStdin(hub);
     cleanup.defer('stop reading stdin', stopForwarding);
   }
+  // the web console (issue 9) starts here, on `services`
   if (layout.tmux) await ensureTmux();
   if (layout.attachTerminal) {
     const attach = startTerminalAttach({
@@ -158,7 +161,9 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
 }
 
 function vncAddress(config: VmConfig): string | undefined {
-  return config.vncDisplay === undefined ? undefined : `${config.vncListen}:${5900 + config.vncDisplay}`;
+  if (config.vncDisplay === undefined) return undefined;
+  const host = config.vncListen.includes(':') && !config.vncListen.startsWith('[') ? `[${config.vncListen}]` : config.vncListen;
+  return `${host}:${5900 + config.vncDisplay}`;
 }
 
 function planSession(config: VmConfig, paths: RuntimePaths, vnc: string | undefined): TmuxSessionPlan {

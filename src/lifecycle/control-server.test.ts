@@ -1,16 +1,23 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlClient, controlRequest, NoLauncherError } from './control-client.js';
 import { startControlServer } from './control-server.js';
 
+const dirs: string[] = [];
+const tempDir = () => {
+  dirs.push(mkdtempSync(path.join(tmpdir(), 'snabbvm-control-')));
+  return dirs.at(-1)!;
+};
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 test('the control socket: JSON lines, answers in request order, errors as messages, owner-only', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-control-'));
+  const dir = tempDir();
   const socket = path.join(dir, 'control.sock');
   const server = await startControlServer(socket, {
     status: () => ({ state: 'running' }),
@@ -46,7 +53,7 @@ test('the control socket: JSON lines, answers in request order, errors as messag
 });
 
 test('stop() first sends an answer already under way (snabbvm stop waits for the VM to end)', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-control-'));
+  const dir = tempDir();
   const socket = path.join(dir, 'control.sock');
   let vmEnded!: () => void;
   const ended = new Promise<void>((resolve) => (vmEnded = resolve));

@@ -46,7 +46,10 @@ export async function startQemu(argv: string[], qmpSocket: string, qemuLog: stri
     if (e.event === 'SHUTDOWN') shutdownEvent = e;
   });
   let forced = false;
+  // set as soon as QEMU exits, so a stop() after the guest powered itself off does nothing
+  let done = false;
   const ended: Promise<VmEnd> = program.exited.then((exit) => {
+    done = true;
     qmp.close();
     if (forced) return { how: 'forced' };
     if (shutdownEvent?.data?.guest === true) return { how: 'guest-shutdown' };
@@ -57,8 +60,6 @@ export async function startQemu(argv: string[], qmpSocket: string, qemuLog: stri
   const stop = (timeoutMs: number): Promise<VmEnd> => {
     stopping ??= (async () => {
       const deadline = Date.now() + timeoutMs;
-      let done = false;
-      void ended.then(() => (done = true));
       while (!done && Date.now() < deadline) {
         await qmp.execute('system_powerdown').catch(() => {});
         await Promise.race([ended, sleep(Math.min(POWERDOWN_REPEAT_MS, Math.max(0, deadline - Date.now())))]);

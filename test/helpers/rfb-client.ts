@@ -150,15 +150,3 @@ export async function rfbConnect(host: string, port: number, options: { password
     socket.destroy();
   }
 }
-
-/** A binary PPM of the frame, for a human to look at. */
-export function renderPpm(session: RfbSession): Buffer {
-  const { width = 0, height = 0, pixels = new Uint32Array() } = session;
-  const body = Buffer.alloc(width * height * 3);
-  pixels.forEach((p, i) => {
-    body[i * 3] = (p >> 16) & 255;
-    body[i * 3 + 1] = (p >> 8) & 255;
-    body[i * 3 + 2] = p & 255;
-  });
-  return Buffer.concat([Buffer.from(`P6\n${width} ${height}\n255\n`), body]);
-}
