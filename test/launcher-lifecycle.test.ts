@@ -17,21 +17,23 @@ const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-lifecycle-'));
 const baseArgs = (name: string) => ['--accel', 'tcg', '--net', 'none', '--vnc', 'none', '--web', 'none', '--console', 'stdio', '--name', name, '--run-dir', path.join(work, name)];
 
 async function assertNothingLeft(name: string) {
-  assert.deepEqual(await processesMatching(`snabbvm-${name}`), [], 'no QEMU process is left');
+  // matched by the run folder, unique to this test run (a concurrent run may use the same VM names)
+  assert.deepEqual(await processesMatching(path.join(work, name)), [], 'no QEMU process is left');
   assert.equal(existsSync(path.join(work, name)), false, 'the run folder (sockets, overlay, logs) is gone');
 }
 
 describe('launcher lifecycle', { skip }, () => {
-  test('boots the cloud image to a login prompt; SIGTERM powers it off over ACPI; exit 0; nothing left', { timeout: 300_000 }, async () => {
+  test('boots the cloud image to a login prompt; SIGTERM powers it off over ACPI; exit 0; nothing left', { timeout: 900_000 }, async () => {
     const image = cloudImagePath();
     const before = statSync(image);
-    const vm = startLauncher([...baseArgs('boot'), image]);
+    // --net user: with no NIC at all, Debian's networking.service waits minutes for one before the login prompt
+    const vm = startLauncher([...baseArgs('boot'), '--net', 'user', image]);
     await vm.waitFor(/is running \(tcg/, 30_000);
     // the overlay sits on the original: QEMU never writes the image itself
     const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path.join(work, 'boot', 'disk.qcow2')], { encoding: 'utf8' }));
     assert.equal(info['backing-filename'], image);
     assert.equal(info['backing-filename-format'], 'qcow2');
-    await vm.waitFor(/login: /, 240_000);
+    await vm.waitFor(/login: /, 720_000);
     const t0 = Date.now();
     vm.child.kill('SIGTERM');
     const { code } = await vm.exited;
@@ -76,7 +78,7 @@ describe('launcher lifecycle', { skip }, () => {
     const disk = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', path.join(work, 'iso', 'disk.qcow2')], { encoding: 'utf8' }));
     assert.equal(disk['virtual-size'], 3 * 2 ** 30);
     assert.equal(disk['backing-filename'], undefined, 'a blank disk');
-    const qemuArgs = (await processesMatching('snabbvm-iso')).join('\n');
+    const qemuArgs = (await processesMatching(path.join(work, 'iso'))).join('\n');
     assert.match(qemuArgs, new RegExp(`file=${iso},format=raw,media=cdrom,readonly=on`));
     vm.child.kill('SIGTERM');
     assert.equal((await vm.exited).code, 5);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from './fixtures.js';
 
@@ -14,6 +15,15 @@ export interface LauncherRun {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Launchers still running when a test file ends (a test failed or timed out before stopping its VM) are killed,
+ * so a failure never leaves a VM behind to slow the tests after it. Their QEMU dies with them (pdeathsig).
+ */
+const running = new Set<ChildProcess>();
+after(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** `wrapper` runs the launcher through another command, e.g. ['ip', 'netns', 'exec', NS] (exec'ing, so the pid is the launcher's). */
 export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[] } = {}): LauncherRun {
   const command = [...(options.wrapper ?? []), process.execPath, launcherPath, ...args];
@@ -22,6 +32,8 @@ export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv
     cwd: options.cwd ?? repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   let out = '';
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));

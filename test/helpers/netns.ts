@@ -97,6 +97,9 @@ export function createDockerLikeNetwork(tag: string, options: { subnet?: string;
       mkdirSync(`/etc/netns/${ns}`, { recursive: true });
       writeFileSync(`/etc/netns/${ns}/resolv.conf`, `nameserver ${hostIp}\n`);
     });
+    // IPv6 duplicate address detection marks link-local addresses tentative for a second or two: wait, so that
+    // snapshots taken from now on compare equal
+    for (let i = 0; i < 50 && [host, client, ...containers].some((ns) => ipn(ns, 'address', 'show', 'tentative') !== ''); i++) run(['sleep', '0.2']);
   } catch (err) {
     destroy();
     throw err;
