@@ -254,9 +254,14 @@ describe('the Docker image, as users run it', { skip }, () => {
     if (hostSnabb) {
       // the host's Snabb is the vhost-user client of the socket QEMU serves in the container, in a shared folder
       mkdirSync(sw);
-      writeFileSync(path.join(sw, 'ports.lua'), 'return { { port_id = "vm" } }\n');
+      // two ports, as a switch has: the VM's, and one whose peer never comes (a single-port soft switch has nowhere
+      // to send a packet to)
+      writeFileSync(
+        path.join(sw, 'ports.lua'),
+        'return {\n  { port_id = "vm", mac_address = "52:54:00:77:00:01" },\n  { port_id = "idle", mac_address = "52:54:00:77:00:02" },\n}\n',
+      );
       dockerArgs.push('-v', `${sw}:${sw}`);
-      ports.push(`vhost-user:${sw}/vm.sock,ip=10.77.1.1/24`);
+      ports.push(`vhost-user:${sw}/vm.sock,mac=52:54:00:77:00:01,ip=10.77.1.1/24`);
       // traffic for the switch: ARP for a neighbour that isn't there
       extra = `  - ip -br addr show eth1 > /dev/ttyS0\n  - ping -c 20 -i 0.5 10.77.1.2 || true\n`;
     } else {
@@ -276,7 +281,11 @@ describe('the Docker image, as users run it', { skip }, () => {
     /** the host's Snabb is still running; its log has `want` */
     const checkSnabb = (want?: RegExp) => {
       const text = readFileSync(snabbLog, 'utf8');
-      if (snabb!.exitCode !== null || snabb!.signalCode !== null) throw new Error(`the host's Snabb exited (${snabb!.exitCode ?? snabb!.signalCode}):\n${text.slice(-2000)}`);
+      if (snabb!.exitCode !== null || snabb!.signalCode !== null) {
+        // Snabb prints its error, then a long traceback with every local variable
+        const error = text.split('\n').filter((l) => !/^\s|^load:|^link report|^Get features/.test(l)).slice(-15).join('\n');
+        throw new Error(`the host's Snabb exited (${snabb!.exitCode ?? snabb!.signalCode}):\n${error}`);
+      }
       if (want && !want.test(text)) throw new Error(`no ${want} in the host Snabb's log:\n${text.slice(-1500)}`);
     };
     await waitForLog(run, /is running \(tcg/, 300_000);
