@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -84,6 +84,24 @@ describe('launcher lifecycle', { skip }, () => {
     assert.equal((await vm.exited).code, 5);
     await assertNothingLeft('iso');
   });
+});
+
+test('QEMU that exits at start is reported at once: its last line, exit 1, nothing left', { skip, timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-qemu-fails-'));
+  // a stand-in for QEMU refusing its command line (the hidden --qemu option points the launcher at it)
+  const fake = path.join(dir, 'qemu-system-x86_64');
+  writeFileSync(fake, '#!/bin/sh\necho "qemu: starting" >&2\necho "qemu-system-x86_64: -frob: invalid option" >&2\nexit 1\n', { mode: 0o755 });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'disk.qcow2'), '16M']);
+  const t0 = Date.now();
+  const r = await runLauncher([...baseArgs('qemu-fails'), '--qemu', fake, path.join(dir, 'disk.qcow2')]);
+  const seconds = (Date.now() - t0) / 1000;
+  assert.equal(r.code, 1, r.stderr);
+  const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('snabbvm: error:'));
+  assert.deepEqual(errors, [`snabbvm: error: ${fake} exited with code 1: qemu-system-x86_64: -frob: invalid option`], r.stderr);
+  // before the fix the launcher sat out QMP's 30 s connect timeout
+  assert.ok(seconds < 10, `exited after ${seconds} s`);
+  await assertNothingLeft('qemu-fails');
+  rmSync(dir, { recursive: true });
 });
 
 describe('bad input: one line, the right exit code, nothing left', () => {

@@ -36,10 +36,14 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     });
   }
 
-  /** Connects, retrying until the socket appears or timeoutMs passes, and negotiates capabilities. */
-  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
+  /**
+   * Connects, retrying until the socket appears or timeoutMs passes, and negotiates capabilities. An abort (QEMU
+   * exited) ends the retries at once, so no timer keeps the launcher alive after the failure is reported.
+   */
+  static async connect(path: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<QmpClient> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      signal?.throwIfAborted();
       try {
         const socket = await new Promise<net.Socket>((resolve, reject) => {
           const s = net.createConnection(path);
@@ -52,7 +56,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
         return client;
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        await sleep(100);
+        await sleep(100, undefined, { signal });
       }
     }
   }

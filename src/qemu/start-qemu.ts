@@ -29,14 +29,18 @@ const POWERDOWN_REPEAT_MS = 15_000;
 export async function startQemu(argv: string[], qmpSocket: string, qemuLog: string): Promise<StartedQemu> {
   const program = await startProgram(argv, { logFile: qemuLog });
   let qmp: QmpClient;
+  // QEMU that fails at start (a bad argument, a missing file) exits before it serves QMP: report that at once,
+  // with the last line QEMU wrote, and stop the connect retries so they don't hold the launcher for 30 s.
+  const connecting = new AbortController();
   try {
     qmp = await Promise.race([
-      QmpClient.connect(qmpSocket, 30_000),
+      QmpClient.connect(qmpSocket, 30_000, connecting.signal),
       program.exited.then((exit) => {
-        throw new ProgramError(argv, exit, tail(qemuLog));
+        throw new ProgramError(argv, exit, tail(qemuLog, 1));
       }),
     ]);
   } catch (err) {
+    connecting.abort();
     await program.stop(2000);
     throw err;
   }
@@ -79,9 +83,9 @@ export async function startQemu(argv: string[], qmpSocket: string, qemuLog: stri
   return { program, qmp, ended, stop };
 }
 
-function tail(file: string): string {
+function tail(file: string, lines = 5): string {
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join('\n');
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
   } catch {
     return '';
   }
