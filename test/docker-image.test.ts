@@ -6,7 +6,8 @@
  * detached (-d), with the fixture cloud image. One boot checks the cloud-init marker in `docker logs`, SSH through
  * nat at the container's IP, VNC at the container's IP:5901, `snabbvm status` via `docker exec`, the health check,
  * and `docker stop` (ACPI, inside the grace period, container gone). A second boot takes the image from a URL
- * served on docker0 and has a vhost-user port to a Snabb soft switch on the host (when Snabb is installed here).
+ * served on docker0 and has two vhost-user ports on a Snabb soft switch on the host (when Snabb is installed here):
+ * the guest pings from one to the other through it.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -252,18 +253,27 @@ describe('the Docker image, as users run it', { skip }, () => {
     const sw = path.join(work, 'switch');
     const snabbLog = path.join(work, 'snabb.log');
     if (hostSnabb) {
-      // the host's Snabb is the vhost-user client of the socket QEMU serves in the container, in a shared folder
+      // the host's Snabb is the vhost-user client of the sockets QEMU serves in the container, in a shared folder
       mkdirSync(sw);
-      // two ports, as a switch has: the VM's, and one whose peer never comes (a single-port soft switch has nowhere
-      // to send a packet to)
+      // Two switch ports, both on this VM: eth1, and eth2, which the guest moves into a network namespace of its own,
+      // so a ping from eth1 to eth2's address can only go through the host's Snabb, out and back. (A soft switch
+      // needs two ports anyway: Snabb's flooding bridge fails on the first packet when it has nowhere to send it.)
       writeFileSync(
         path.join(sw, 'ports.lua'),
-        'return {\n  { port_id = "vm", mac_address = "52:54:00:77:00:01" },\n  { port_id = "idle", mac_address = "52:54:00:77:00:02" },\n}\n',
+        'return {\n  { port_id = "vm", mac_address = "52:54:00:77:00:01" },\n  { port_id = "peer", mac_address = "52:54:00:77:00:02" },\n}\n',
       );
       dockerArgs.push('-v', `${sw}:${sw}`);
-      ports.push(`vhost-user:${sw}/vm.sock,mac=52:54:00:77:00:01,ip=10.77.1.1/24`);
-      // traffic for the switch: ARP for a neighbour that isn't there
-      extra = `  - ip -br addr show eth1 > /dev/ttyS0\n  - ping -c 20 -i 0.5 10.77.1.2 || true\n`;
+      ports.push(`vhost-user:${sw}/vm.sock,mac=52:54:00:77:00:01,ip=10.77.1.1/24`, `vhost-user:${sw}/peer.sock,mac=52:54:00:77:00:02`);
+      extra = [
+        'ip netns add peer',
+        'ip link set eth2 netns peer',
+        'ip -n peer addr add 10.77.1.2/24 dev eth2',
+        'ip -n peer link set eth2 up',
+        'ip -br addr show eth1 > /dev/ttyS0',
+        'ping -c 5 -W 3 -I eth1 10.77.1.2 > /run/ping.txt 2>&1; echo "SNABBVM-PING $(grep -o "[0-9]* received" /run/ping.txt) END" > /dev/ttyS0',
+      ]
+        .map((c) => `  - ${JSON.stringify(c)}\n`)
+        .join('');
     } else {
       t.diagnostic(`no vhost-user port: ${HOST_SNABB} is not installed (Snabb v2024.06 + snabb/*.patch; docs/snabb.md)`);
     }
@@ -272,7 +282,7 @@ describe('the Docker image, as users run it', { skip }, () => {
     const run = await runDetached(name, dockerArgs, ['-u', 'user_data.txt', url, ...ports]);
     cleanups.push(() => removeContainer(name));
     if (hostSnabb) {
-      await retry('QEMU serves the vhost-user socket', async () => void statSync(path.join(sw, 'vm.sock')), 300_000);
+      await retry('QEMU serves the vhost-user sockets', async () => void ['vm.sock', 'peer.sock'].forEach((f) => statSync(path.join(sw, f))), 300_000);
       const log = openSync(snabbLog, 'w');
       snabb = spawn(HOST_SNABB, ['snabbnfv', 'traffic', '-k', '10', '-D', '0', 'soft', path.join(sw, 'ports.lua'), `${sw}/%s.sock`], { cwd: sw, stdio: ['ignore', log, log] });
       closeSync(log);
@@ -292,20 +302,20 @@ describe('the Docker image, as users run it', { skip }, () => {
     const marker = await waitForLog(run, /SNABBVM-URL-MARKER/, BOOT_MS);
     console.log(`# booted from ${url}: ${marker[0]} in docker logs`);
     if (snabb) {
-      // the guest's virtio-net driver set up the rings with the host's Snabb
-      checkSnabb(/vhost_user: Connected and initialized/);
+      // the guest's virtio-net drivers set up the rings with the host's Snabb, one port each
+      checkSnabb();
+      assert.equal(readFileSync(snabbLog, 'utf8').match(/vhost_user: Connected and initialized/g)?.length, 2, `both ports connected; Snabb's log:\n${readFileSync(snabbLog, 'utf8').slice(-1500)}`);
       const eth1 = await waitForLog(run, /eth1\s*UP\s*10\.77\.1\.1\/24/, 60_000); // tmux draws runs of spaces as cursor moves
-      const counters = await retry(
-        'packets from the VM in the host Snabb',
-        async () => {
-          checkSnabb();
-          const c = readSnabbCounters(snabb!.pid!, 'vm');
-          if (!c || !(c.txPackets! > 0)) throw new Error(`counters ${JSON.stringify(c)}; Snabb's log:\n${readFileSync(snabbLog, 'utf8').slice(-1500)}`);
-          return c;
-        },
-        60_000,
-      );
-      console.log(`# ${eth1[0]}; the host's Snabb soft switch counted ${counters.txPackets} packets from the VM`);
+      // eth1 -> Snabb -> eth2 (in the guest's other namespace) and the replies back
+      const ping = await waitForLog(run, /SNABBVM-PING\s*(\d*)\s*(?:received)?\s*END/, 120_000);
+      checkSnabb();
+      const vm = readSnabbCounters(snabb.pid!, 'vm');
+      const peer = readSnabbCounters(snabb.pid!, 'peer');
+      console.log(`# ${eth1[0]}; ping 10.77.1.2 from eth1: ${ping[1] || 0} of 5 replies; the host's Snabb counted vm ${JSON.stringify(vm)}, peer ${JSON.stringify(peer)}`);
+      assert.ok(Number(ping[1]) > 0, 'the guest pinged its other port through the host\'s Snabb soft switch');
+      for (const [port, c] of [['vm', vm], ['peer', peer]] as const) {
+        assert.ok(c && c.txPackets > 0 && c.rxPackets > 0, `Snabb's counters for ${port} moved both ways: ${JSON.stringify(c)}`);
+      }
     }
     await stopAndCheck(run);
     snabb?.kill('SIGTERM');
