@@ -58,9 +58,11 @@ WORKDIR /build
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY src/ src/
+# the web console's page; its browser libraries (noVNC, xterm.js) are npm dependencies, served from node_modules
+COPY web/ web/
 RUN npx tsc -p . \
  && mkdir -p /opt/snabbvm \
- && cp package.json package-lock.json /opt/snabbvm/ \
+ && cp -r package.json package-lock.json web /opt/snabbvm/ \
  && cd dist && find src -name '*.js' ! -name '*.test.js' -exec install -D -m 0644 {} /opt/snabbvm/dist/{} \; \
  && chmod 0755 /opt/snabbvm/dist/src/cli/main.js \
  && cd /opt/snabbvm && npm ci --omit=dev --no-audit --no-fund --loglevel=error \

@@ -15,6 +15,7 @@ packages=(
   iperf3 procps
   iputils-ping util-linux                # network tests: ping the VM, setpriv to drop CAP_NET_ADMIN
   docker.io jq                           # the image tests (scripts/setup-docker.sh starts dockerd)
+  chromium                               # the web console test drives a real browser (playwright-core)
 )
 missing=()
 for p in "${packages[@]}"; do

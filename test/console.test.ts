@@ -10,13 +10,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { launcherPath, processesMatching, startLauncher } from './helpers/launcher.js';
+import { freeVncDisplay } from './helpers/free-port.js';
 import { rfbConnect } from './helpers/rfb-client.js';
 
 const skip = whyNoVmTests() ?? whyNoConsoleTests();
@@ -43,19 +43,6 @@ async function waitUntil<T>(what: () => T | undefined | false, timeoutMs: number
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${label()}`);
     await sleep(250);
   }
-}
-
-/** 5901 when it is free here, else another free display (other VMs may run on this machine) */
-async function freeVncDisplay(): Promise<number> {
-  for (const display of [1, ...Array.from({ length: 60 }, (_, i) => 40 + i)]) {
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(5900 + display, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return display;
-  }
-  throw new Error('no free VNC port');
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

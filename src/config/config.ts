@@ -39,6 +39,8 @@ export interface VmConfig {
   vncPassword?: string;
   /** web console port, or undefined for none */
   webPort?: number;
+  /** where the web console listens (by default where VNC does) */
+  webListen: string;
   webPassword?: string;
   console: ConsoleMode;
   quiet: boolean;

@@ -137,3 +137,14 @@ test('bad input: an unreadable user-data file', { skip: process.getuid?.() === 0
   chmodSync(f, 0o000);
   assert.match(problemsFor(['-u', 'secret', 'disk.qcow2']).messages[0]!, /cannot be read \(EACCES\)/);
 });
+
+test('the web console listens where VNC does, unless told otherwise; an empty password is refused', () => {
+  assert.equal(configFor(['disk.qcow2']).webListen, '0.0.0.0');
+  assert.equal(configFor(['--vnc-listen', '127.0.0.1', 'disk.qcow2']).webListen, '127.0.0.1');
+  assert.equal(configFor(['--vnc-listen', '127.0.0.1', 'disk.qcow2'], { SNABBVM_WEB_LISTEN: '::' }).webListen, '::');
+  assert.equal(configFor(['--web', 'none', 'disk.qcow2']).webPort, undefined);
+  assert.equal(configFor(['disk.qcow2'], { SNABBVM_WEB_PASSWORD: 'pw' }).webPassword, 'pw');
+  const empty = problemsFor(['--web-password', '', 'disk.qcow2']);
+  assert.equal(empty.exitCode, ExitCode.Usage);
+  assert.match(empty.messages[0]!, /--web-password must not be empty/);
+});

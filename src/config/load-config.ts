@@ -134,6 +134,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   if (raw.vncPassword !== undefined && (raw.vncPassword.length < 1 || raw.vncPassword.length > 8)) usage('--vnc-password must be 1 to 8 characters: VNC authentication uses no more than 8');
   let webPort: number | undefined = 8006;
   if (raw.web !== undefined) webPort = raw.web === 'none' ? undefined : integer('--web', raw.web, 8006, 1, 65535);
+  if (raw.webPassword !== undefined && raw.webPassword.length === 0) usage('--web-password must not be empty; leave it out to run the web console without a password');
 
   const config: VmConfig = {
     name,
@@ -156,6 +157,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     forwardExclude,
     force: raw.force ?? false,
     vncListen: raw.vncListen ?? '0.0.0.0',
+    webListen: raw.webListen ?? raw.vncListen ?? '0.0.0.0',
     console: oneOf<ConsoleMode>('--console', raw.console, ['auto', 'tmux', 'stdio', 'none'], 'auto'),
     quiet: raw.quiet ?? false,
     qemuBinary: raw.qemu ?? 'qemu-system-x86_64',

@@ -51,6 +51,7 @@ export interface RawOptions {
   vncListen?: string;
   vncPassword?: string;
   web?: string;
+  webListen?: string;
   webPassword?: string;
   console?: string;
   quiet?: boolean;
@@ -89,6 +90,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--vnc-listen <addr>', key: 'vncListen', env: 'SNABBVM_VNC_LISTEN', description: 'VNC listen address', defaultText: '0.0.0.0' },
   { flags: '--vnc-password <password>', key: 'vncPassword', env: 'SNABBVM_VNC_PASSWORD', description: 'require this VNC password' },
   { flags: '--web <port|none>', key: 'web', env: 'SNABBVM_WEB', description: 'web console port, or none', defaultText: '8006' },
+  { flags: '--web-listen <addr>', key: 'webListen', env: 'SNABBVM_WEB_LISTEN', description: 'web console listen address', defaultText: 'the VNC listen address' },
   { flags: '--web-password <password>', key: 'webPassword', env: 'SNABBVM_WEB_PASSWORD', description: 'require this password for the web console' },
   { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },

@@ -15,6 +15,7 @@ import { startSerialHub, type SerialHub } from './serial-hub.js';
 import { startSerialStream } from './stream-serial.js';
 import { startTerminalAttach } from './terminal-attach.js';
 import { planTmuxAttach, startTmuxSession, tmuxEnv, type PortWindow, type TmuxSession, type TmuxSessionPlan } from './tmux-session.js';
+import { listenWebConsole, type WebConsole } from '../web/web-server.js';
 import { trackVmState, type VmStateTracker } from './track-vm-state.js';
 import { parseDnsmasqLeases, parsePortStatuses, renderStatusBar, type VmStatus } from './vm-status.js';
 
@@ -30,11 +31,22 @@ export async function planVnc(config: VmConfig, paths: RuntimePaths): Promise<Vn
   // an IPv6 address needs brackets before QEMU's :display
   const listen = config.vncListen.includes(':') && !config.vncListen.startsWith('[') ? `[${config.vncListen}]` : config.vncListen;
   const plan: VncPlan = { listen, display: config.vncDisplay };
+  const websocket = vncWebsocketAddress(config);
+  if (websocket !== undefined) plan.websocket = websocket;
   if (config.vncPassword !== undefined) {
     await writeFile(paths.vncPasswordFile, config.vncPassword, { mode: 0o600 });
     plan.passwordFile = paths.vncPasswordFile;
   }
   return plan;
+}
+
+/**
+ * QEMU's websocket VNC, for the web console only: on loopback (the web console relays it, with its password and
+ * Origin checks), at QEMU's usual 5700 + display.
+ */
+export function vncWebsocketAddress(config: VmConfig): string | undefined {
+  if (config.vncDisplay === undefined || config.webPort === undefined) return undefined;
+  return `127.0.0.1:${5700 + config.vncDisplay}`;
 }
 
 /** What the launcher does with its own terminal and stdio. */
@@ -62,6 +74,7 @@ export function planConsoleLayout(mode: ConsoleMode, terminal: boolean, tmuxInst
 
 /** Decided before QEMU starts, used again once it runs (the seams share no other state). */
 const layouts = new WeakMap<RuntimePaths, ConsoleLayout>();
+const webConsoles = new WeakMap<RuntimePaths, WebConsole>();
 
 /**
  * Called before QEMU starts (so no boot output is missed): decides the console layout, and in headless mode starts
@@ -81,11 +94,18 @@ export async function startConsoles(config: VmConfig, paths: RuntimePaths, clean
     const serial = startSerialStream(paths.serialLog, process.stdout);
     cleanup.defer('stop serial stream', () => serial.stop());
   }
+  if (config.webPort !== undefined) {
+    // bound now, so a port in use fails the run before QEMU starts
+    const web = await listenWebConsole({ listen: config.webListen, port: config.webPort, password: config.webPassword });
+    cleanup.defer('stop web console', () => web.stop());
+    webConsoles.set(paths, web);
+    log.info(`web console on ${web.url}${config.webPassword === undefined ? '' : ' (password required)'}`);
+  }
 }
 
 /**
- * What the consoles share once QEMU runs. The web console (issue 9) builds on these: the serial hub for its
- * terminal, status() for its status panel, and the QMP connection in qemu for its buttons.
+ * What the consoles share once QEMU runs. The web console builds on these: the serial hub for its terminal,
+ * status() for its status panel, and the QMP connection in qemu for its buttons.
  */
 export interface ConsoleServices {
   hub: SerialHub;
@@ -146,7 +166,7 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
     const stopForwarding = forwardStdin(hub);
     cleanup.defer('stop reading stdin', stopForwarding);
   }
-  // the web console (issue 9) starts here, on `services`
+  webConsoles.get(paths)?.serve({ hub, status: services.status, qmp: qemu.qmp, vncWebsocket: vncWebsocketAddress(config) });
   if (layout.tmux) await ensureTmux();
   if (layout.attachTerminal) {
     const attach = startTerminalAttach({

@@ -88,7 +88,7 @@ test('shared guest memory for vhost-user: hugetlbfs bound to a NUMA node, or mem
 });
 
 test('VNC: display, websocket, and a password only through a secret file', () => {
-  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1, websocketPort: 5701, passwordFile: '/run/snabbvm/vm1/vnc.pw' } });
-  assert.deepEqual(valuesOf(argv, '-vnc'), ['0.0.0.0:1,websocket=5701,password-secret=vncpass']);
+  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1, websocket: '127.0.0.1:5701', passwordFile: '/run/snabbvm/vm1/vnc.pw' } });
+  assert.deepEqual(valuesOf(argv, '-vnc'), ['0.0.0.0:1,websocket=127.0.0.1:5701,password-secret=vncpass']);
   assert.deepEqual(valuesOf(argv, '-object'), ['secret,id=vncpass,file=/run/snabbvm/vm1/vnc.pw']);
 });

@@ -94,7 +94,7 @@ function displayArgs(plan: QemuPlan): string[] {
   const v = plan.vnc;
   const args = ['-vga', 'std', '-display', 'none'];
   let vnc = `${v.listen}:${v.display}`;
-  if (v.websocketPort !== undefined) vnc += `,websocket=${v.websocketPort}`;
+  if (v.websocket !== undefined) vnc += `,websocket=${v.websocket}`;
   if (v.passwordFile !== undefined) {
     args.push('-object', `secret,id=vncpass,file=${v.passwordFile}`);
     vnc += ',password-secret=vncpass';

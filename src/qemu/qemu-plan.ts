@@ -41,6 +41,6 @@ export interface VncPlan {
   display: number;
   /** a file holding the password, read by QEMU as a secret, so it never shows on the command line */
   passwordFile?: string;
-  /** also serve VNC over a websocket (for the web console) on this port */
-  websocketPort?: number;
+  /** also serve VNC over a websocket (for the web console) at this host:port */
+  websocket?: string;
 }

@@ -1,0 +1,221 @@
+/**
+ * The web console in a real browser (Debian's chromium, driven by playwright-core) against a real TCG boot of the
+ * Debian cloud image, with --web-password set:
+ * - without the password nothing is served: not the page, the API, the power buttons, nor either websocket;
+ *   with it, a foreign Origin is still refused;
+ * - the browser logs in (a wrong password first), the status shows running, the VNC canvas shows the guest's
+ *   console (not blank; a screenshot is kept in test-output/web-console/), typing into the serial terminal logs in;
+ * - the Shut down button powers the guest off over ACPI, and the launcher exits 0.
+ * A second, VM-less test renders Snabb ports in the browser: their counters and packet-rate graphs.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium, type Page } from 'playwright-core';
+import { WebSocket } from 'ws';
+import { cloudImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
+import { freePort, freeVncDisplay } from './helpers/free-port.js';
+import { processesMatching, startLauncher } from './helpers/launcher.js';
+import type { SerialHub } from '../src/console/serial-hub.js';
+import type { VmStatus } from '../src/console/vm-status.js';
+import type { PortStatus } from '../src/snabb/port-status.js';
+import type { QmpClient } from '../src/qemu/qmp-client.js';
+import { listenWebConsole } from '../src/web/web-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = whyNoVmTests() ?? (existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install chromium): this test drives a real browser`);
+const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-web-'));
+const outputDir = path.join(repoRoot, 'test-output', 'web-console');
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const started = Date.now();
+const progress = (what: string) => process.stderr.write(`web console test [${Math.round((Date.now() - started) / 1000)} s]: ${what}\n`);
+
+async function waitUntil<T>(what: () => Promise<T | undefined | false>, timeoutMs: number, label: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await what();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await sleep(500);
+  }
+}
+
+/** How the server answers a websocket upgrade: 101 when it accepts, else the HTTP status it refused with. */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on('error', reject);
+  });
+}
+
+/** The text in xterm.js's buffer, as the user sees it (scrollback included). */
+const terminalText = (page: Page) =>
+  page.evaluate(() => {
+    const buffer = (window as unknown as { snabbvm: { term: { buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } } } } }).snabbvm.term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+    return lines.join('\n');
+  });
+
+/** How many pixels of the VNC canvas are not black: a guest's text console has thousands. */
+const litPixels = (page: Page) =>
+  page.evaluate(() => {
+    const canvas = document.querySelector<HTMLCanvasElement>('#screen canvas');
+    if (!canvas || canvas.width === 0) return 0;
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i]! + data[i + 1]! + data[i + 2]! > 60) lit++;
+    return lit;
+  });
+
+describe('web console', { skip }, () => {
+  test('screen, serial terminal, status and the shutdown button in a real browser, behind a password', { timeout: 1_800_000 }, async () => {
+    const name = 'web-console';
+    const runDir = path.join(work, name);
+    const [display, webPort] = [await freeVncDisplay(), await freePort(18006)];
+    const userData = path.join(work, 'user-data');
+    writeFileSync(userData, '#cloud-config\npassword: webpw42\nchpasswd:\n  expire: false\n');
+    const vm = startLauncher([
+      '--accel', 'tcg', '--net', 'user', '--console', 'stdio', '--stop-timeout', '120',
+      '--vnc', String(display), '--vnc-listen', '127.0.0.1', '--web', String(webPort), '--web-password', 'open-sesame',
+      '--name', name, '--run-dir', runDir, '-u', userData, cloudImagePath(),
+    ]);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const [, url] = await vm.waitFor(/web console on (http:\/\/\S+)/, 300_000);
+      assert.equal(url, `http://127.0.0.1:${webPort}/`, 'the web console binds where VNC does (--vnc-listen)');
+      const base = `http://127.0.0.1:${webPort}`;
+      const ws = `ws://127.0.0.1:${webPort}`;
+      const bearer = { authorization: 'Bearer open-sesame' };
+      progress('checking access without the password');
+
+      // without the password: a login form, and nothing else
+      const page401 = await fetch(`${base}/`);
+      assert.equal(page401.status, 401);
+      assert.match(await page401.text(), /name="password"/);
+      for (const p of ['/app.js', '/api/status', '/vendor/novnc/core/rfb.js']) assert.equal((await fetch(base + p)).status, 401, p);
+      assert.equal((await fetch(`${base}/api/power/shutdown`, { method: 'POST' })).status, 401);
+      assert.equal(await upgradeStatus(`${ws}/ws/serial`, {}), 401, 'the serial websocket needs the token');
+      assert.equal(await upgradeStatus(`${ws}/ws/vnc`, {}), 401, 'the VNC websocket needs the token');
+      assert.equal((await fetch(`${base}/login`, { method: 'POST', body: new URLSearchParams({ password: 'wrong' }) })).status, 401);
+
+      // with the password, but from another site's page: refused
+      await waitUntil(async () => (await fetch(`${base}/api/status`, { headers: bearer })).ok, 120_000, 'the status API');
+      assert.equal(await upgradeStatus(`${ws}/ws/serial`, { ...bearer, origin: 'http://evil.example' }), 403);
+      assert.equal(await upgradeStatus(`${ws}/ws/vnc`, { ...bearer, origin: 'http://evil.example' }), 403);
+      const crossSite = await fetch(`${base}/api/power/shutdown`, { method: 'POST', headers: { ...bearer, origin: 'http://evil.example' } });
+      assert.equal(crossSite.status, 403);
+      assert.equal(await upgradeStatus(`${ws}/ws/serial`, { ...bearer, origin: base }), 101, 'the same origin with the password is let in');
+
+      // the browser: a wrong password, then the right one
+      progress('logging in with the browser');
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(base);
+      await page.fill('#password', 'not-it');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#login-error');
+      await page.fill('#password', 'open-sesame');
+      await page.click('button[type=submit]');
+      await page.waitForFunction(() => document.querySelector('#vm-state')?.textContent === 'running', undefined, { timeout: 60_000 });
+      assert.equal(await page.textContent('#vm-name'), name);
+      assert.equal(await page.textContent('#vm-accel'), 'tcg');
+
+      // the screen: noVNC through QEMU's websocket shows the guest's console
+      await waitUntil(async () => (await litPixels(page)) > 2000, 300_000, 'the guest console on the VNC canvas');
+      progress(`the VNC canvas shows the guest (${await litPixels(page)} lit pixels)`);
+
+      // the serial terminal: the boot reaches the login prompt, and typing logs in
+      await waitUntil(async () => /login: *$/m.test(await terminalText(page)), 1_200_000, 'the login prompt in the serial terminal');
+      progress('login prompt in the browser terminal; typing');
+      await page.click('#terminal');
+      await page.keyboard.type('debian');
+      await page.keyboard.press('Enter');
+      await waitUntil(async () => /Password: *$/m.test(await terminalText(page)), 60_000, 'the password prompt');
+      await page.keyboard.type('webpw42');
+      await page.keyboard.press('Enter');
+      await waitUntil(async () => /\$ *$/m.test(await terminalText(page)), 120_000, 'the shell prompt');
+      await page.keyboard.type('echo web sum=$((40+2))');
+      await page.keyboard.press('Enter');
+      await waitUntil(async () => (await terminalText(page)).includes('web sum=42'), 60_000, "the command's output in the terminal");
+
+      mkdirSync(outputDir, { recursive: true });
+      const screenshot = path.join(outputDir, 'web-console.png');
+      await page.screenshot({ path: screenshot });
+      progress(`screenshot: ${screenshot}`);
+      assert.deepEqual(pageErrors, [], 'no script errors on the page');
+
+      // the Shut down button: an ACPI powerdown the guest obeys; the launcher then exits 0
+      progress('pressing Shut down');
+      await page.click('#power-shutdown');
+      await vm.waitFor(/reboot: Power down/, 300_000);
+      const { code } = await vm.exited;
+      assert.equal(code, 0, `the launcher exits 0 after the guest powered off\n${vm.stderr()}`);
+      assert.match(vm.stderr(), /the guest powered off/);
+      assert.equal((await fetch(`${base}/`).catch(() => undefined))?.status, undefined, 'the web console is gone with the launcher');
+      assert.deepEqual(await processesMatching(runDir), [], 'nothing is left running');
+    } finally {
+      await browser.close();
+      if (vm.child.exitCode === null) vm.child.kill('SIGTERM');
+    }
+  });
+});
+
+describe('web console page', { skip: existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (apt-get install chromium)` }, () => {
+  test("the ports panel shows each Snabb port's counters and a packet-rate graph", { timeout: 120_000 }, async () => {
+    // the status a launcher with one Snabb port reports, its counters growing by 1000 packets a poll
+    let polls = 0;
+    const port = (): PortStatus => {
+      polls++;
+      return {
+        name: 'eth1', kind: 'pci', device: '0000:05:00.0', mac: '02:00:00:00:00:01', socket: '/run/x.sock', state: 'running', restarts: 1,
+        counters: { rxPackets: polls * 600, txPackets: polls * 400, rxBytes: polls * 600_000, txBytes: polls * 400_000, rxDrops: 7 },
+        updatedAt: new Date().toISOString(),
+      };
+    };
+    const status = async () => ({ name: 'ports-vm', state: 'running', uptimeSec: 3725, addresses: ['10.0.0.5'], accel: 'kvm', ports: [port()] }) as unknown as VmStatus;
+    const hub = { subscribe: () => () => {}, write: () => {}, recent: () => Buffer.from('stub console\r\n'), closed: new Promise<void>(() => {}) } as unknown as SerialHub;
+    const web = await listenWebConsole({ listen: '127.0.0.1', port: 0 });
+    web.serve({ hub, status, qmp: {} as QmpClient, vncWebsocket: undefined });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(web.url);
+      const row = 'tr[data-port="eth1"]';
+      await page.waitForSelector(row);
+      // three polls make two rate samples, enough for a line
+      await page.waitForFunction(() => (window as unknown as { snabbvm: { status?: { ports: { counters: { rxPackets: number } }[] } } }).snabbvm.status!.ports[0]!.counters.rxPackets >= 1800, undefined, { timeout: 30_000 });
+      const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+      assert.deepEqual(cells.slice(0, 3), ['eth1', '0000:05:00.0', 'running (restarts 1)']);
+      assert.match(cells[3]!, /^\d+(\.\d)?k? \/ \d+(\.\d)?k?$/, 'packets in / out');
+      assert.match(cells[4]!, /^\d+(\.\d)?M \/ \d+(\.\d)?M$/, 'bytes in / out');
+      assert.equal(cells[5], '7', 'drops');
+      const drawn = await page.$eval(`${row} canvas`, (c) => {
+        const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
+        return n;
+      });
+      assert.ok(drawn > 50, `the rate graph is drawn (${drawn} pixels)`);
+      assert.equal(await page.textContent('#vm-uptime'), '1h 2m 5s');
+      assert.equal(await page.textContent('#vm-addresses'), '10.0.0.5');
+      assert.match((await page.textContent('#screen-note'))!, /VNC is off/);
+    } finally {
+      await browser.close();
+      await web.stop();
+    }
+  });
+});
