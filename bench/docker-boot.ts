@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { cloudImagePath } from '../test/helpers/fixtures.js';
 import {
@@ -70,6 +70,8 @@ async function timeToMarker(name: string, args: string[]): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** the 1, 5 and 15 minute load averages, as uptime shows them: the machine is shared, so every figure carries them */
+const load = () => loadavg().map((l) => l.toFixed(2)).join(', ');
 
 async function main() {
   const setup = setUpDocker();
@@ -90,9 +92,10 @@ async function main() {
       ];
       if (i % 2 === 1) runs.reverse();
       for (const [what, run, into] of runs) {
+        const before = load();
         const s = await run();
         into.push(s);
-        console.log(`round ${i + 1}: ${what}: ${s.toFixed(1)} s from docker run to the cloud-init marker`);
+        console.log(`round ${i + 1}: ${what}: ${s.toFixed(1)} s from docker run to the cloud-init marker (load average before: ${before}; after: ${load()})`);
       }
     }
   } finally {
@@ -101,6 +104,7 @@ async function main() {
   }
   console.log(`\ndocker run -> cloud-init marker, median of ${rounds}: launcher ${median(launcher).toFixed(1)} s, plain qemu ${median(plain).toFixed(1)} s, ratio ${(median(launcher) / median(plain)).toFixed(2)}`);
   console.log(`image size: ${size.toFixed(1)} MB vs the original's ${ORIGINAL_IMAGE_MB} MB, ratio ${(size / ORIGINAL_IMAGE_MB).toFixed(2)}`);
+  console.log(`load average at the end: ${load()}`);
 }
 
 await main();
