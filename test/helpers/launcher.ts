@@ -20,9 +20,13 @@ export interface LauncherRun {
  * so a failure never leaves a VM behind to slow the tests after it. Their QEMU dies with them (pdeathsig).
  */
 const running = new Set<ChildProcess>();
-after(() => {
+const killRunning = () => {
   for (const child of running) child.kill('SIGKILL');
-});
+};
+// Under the test runner, at the end of the file. Benches use these helpers too: for them an `after` hook would
+// make a test run of their own (stray runner output), so they kill at exit.
+if (process.env.NODE_TEST_CONTEXT) after(killRunning);
+else process.on('exit', killRunning);
 
 /** `wrapper` runs the launcher through another command, e.g. ['ip', 'netns', 'exec', NS] (exec'ing, so the pid is the launcher's). */
 export function startLauncher(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; wrapper?: string[] } = {}): LauncherRun {
