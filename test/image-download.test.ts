@@ -10,9 +10,11 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { acquireCacheLock } from '../src/image/cache-lock.js';
+import { ENTRY, entryDirFor } from '../src/image/image-cache.js';
 import { downloadOptions, resolveBaseImage, resolveUrl } from '../src/image/resolve-base-image.js';
 import { launcherPath } from './helpers/launcher.js';
-import { runLauncher } from './helpers/launcher.js';
+import { runLauncher, startLauncher } from './helpers/launcher.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-image-'));
@@ -24,6 +26,19 @@ const newCacheDir = () => path.join(work, `cache-${++cacheCount}`);
 /** every file under a folder, relative */
 const filesUnder = (dir: string): string[] => (existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).filter((f) => statSync(path.join(dir, f)).isFile()).sort() : []);
 const tempFilesUnder = (dir: string) => filesUnder(dir).filter((f) => /\.(part|tmp)(\.json)?$|lock/.test(f));
+/** the live child processes of a pid, as "pid command" */
+const childrenOf = (pid: number): string[] =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === pid ? [`${d} ${readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()}`] : [];
+      } catch {
+        return [];
+      }
+    });
 
 /**
  * A small bootable-looking disk for the fault tests: 24 MiB raw with an MBR signature and 8 MiB of random data,
@@ -246,6 +261,110 @@ describe('compressed and foreign-format images', () => {
     server.serve('/small.vmdk', path.join(work, 'small.vmdk'));
     const base = await resolveUrl(server.url('/small.vmdk'), { cacheDir }, fast);
     assert.deepEqual(readdirSync(path.dirname(base.path)).sort(), ['converted.qcow2', 'meta.json']);
+  });
+});
+
+describe('unpacking while downloading', () => {
+  const smallXz = path.join(work, 'small-stream.xz');
+  before(() => {
+    execFileSync('bash', ['-c', `xz -T2 -1 -c ${smallRaw} > ${smallXz}`]);
+    server.serve('/stream.raw.xz', smallXz);
+  });
+
+  test('a cut mid-body is resumed into the running decompressor; the result is the same image', async () => {
+    server.fault('/stream.raw.xz', { cutAfterBytes: 3_000_000, times: 1 });
+    const cacheDir = newCacheDir();
+    const before = server.bodyRequests('/stream.raw.xz').length;
+    const base = await resolveUrl(server.url('/stream.raw.xz'), { cacheDir }, fast);
+    const reqs = server.bodyRequests('/stream.raw.xz').slice(before);
+    assert.deepEqual(reqs.map((r) => r.status), [200, 206]);
+    assert.equal(sha256(base.path), sha256(smallRaw));
+    assert.deepEqual(readdirSync(path.dirname(base.path)).sort(), ['meta.json', 'unpacked']);
+  });
+
+  test('a partial download from an earlier run is unpacked from its start, then resumed', async () => {
+    const cacheDir = newCacheDir();
+    server.fault('/stream.raw.xz', { stallAfterBytes: 2_000_000 });
+    const opts = { ...fast, attempts: 1, http: { ...fast.http, stallTimeoutMs: 1000 } };
+    await assert.rejects(resolveUrl(server.url('/stream.raw.xz'), { cacheDir }, opts), /was interrupted at/);
+    server.clearFaults();
+    assert.deepEqual(tempFilesUnder(cacheDir).map((f) => path.basename(f)), ['download.part', 'download.part.json'], 'only the partial download is kept, not a half unpacked file');
+    assert.deepEqual(childrenOf(process.pid).filter((c) => / xz /.test(` ${c} `)), [], 'no decompressor left running');
+    const base = await resolveUrl(server.url('/stream.raw.xz'), { cacheDir }, fast);
+    const last = server.bodyRequests('/stream.raw.xz').at(-1)!;
+    assert.equal(last.status, 206);
+    assert.equal(sha256(base.path), sha256(smallRaw));
+    assert.deepEqual(tempFilesUnder(cacheDir), []);
+  });
+
+  test('a wrong digest or corrupt data keeps nothing and leaves no decompressor', async () => {
+    const cacheDir = newCacheDir();
+    await assert.rejects(resolveUrl(server.url('/stream.raw.xz'), { cacheDir, sha256: 'cd'.repeat(32) }, fast), /the SHA-256 of .* nothing was kept/);
+    assert.deepEqual(filesUnder(cacheDir), []);
+    // an xz stream with garbage in the middle: the decompressor fails during the download
+    const corrupt = path.join(work, 'corrupt.xz');
+    const bytes = readFileSync(smallXz);
+    bytes.fill(0x55, 1_000_000, 1_100_000);
+    writeFileSync(corrupt, bytes);
+    server.serve('/corrupt.raw.xz', corrupt);
+    await assert.rejects(resolveUrl(server.url('/corrupt.raw.xz'), { cacheDir }, fast), (err: Error & { exitCode?: number }) => {
+      assert.equal(err.exitCode, 3);
+      assert.match(err.message, /corrupt\.raw\.xz cannot be unpacked as xz: .*is the file complete\?/);
+      return true;
+    });
+    assert.deepEqual(filesUnder(cacheDir), []);
+    assert.deepEqual(childrenOf(process.pid).filter((c) => / xz /.test(` ${c} `)), []);
+  });
+
+  test('a stop signal ends a wait for another launcher\'s lock at once', async () => {
+    const cacheDir = newCacheDir();
+    const url = server.url('/stream.raw.xz');
+    mkdirSync(entryDirFor(cacheDir, url), { recursive: true });
+    const release = await acquireCacheLock(path.join(entryDirFor(cacheDir, url), ENTRY.lock), url);
+    try {
+      const stop = new AbortController();
+      const reason = new Error('stopped');
+      setTimeout(() => stop.abort(reason), 300);
+      const t0 = Date.now();
+      await assert.rejects(resolveUrl(url, { cacheDir }, fast, stop.signal), (err) => err === reason);
+      assert.ok(Date.now() - t0 < 3000);
+    } finally {
+      await release();
+    }
+  });
+
+  test('SIGTERM during a slow download: the launcher exits at once, as stopped before the VM started, leaving nothing', { timeout: 60_000 }, async () => {
+    server.serve('/slow.raw.xz', smallXz);
+    server.fault('/slow.raw.xz', { bytesPerSecond: 256 * 1024 });
+    const dir = path.join(work, 'sigterm');
+    const cacheDir = path.join(dir, 'cache');
+    const runDir = path.join(dir, 'run');
+    mkdirSync(dir, { recursive: true });
+    const run = startLauncher(
+      ['--accel', 'tcg', '--net', 'none', '--vnc', 'none', '--web', 'none', '--console', 'none', '--cache-dir', cacheDir, '--run-dir', runDir, server.url('/slow.raw.xz')],
+      { cwd: dir, env: { SNABBVM_PROGRESS_INTERVAL: '0.5' } },
+    );
+    try {
+      await run.waitFor(/unpacking http:\/\/127\.0\.0\.1:\d+\/slow\.raw\.xz \(xz\) while it downloads/, 20_000);
+      await run.waitFor(/downloading http:\/\/\S+: [\d.]+ (KiB|MiB) of/, 20_000);
+      const children = childrenOf(run.child.pid!);
+      assert.ok(children.some((c) => / xz /.test(` ${c} `)), `the decompressor runs during the download: ${children.join('; ')}`);
+      assert.ok(existsSync(path.join(entryDirFor(cacheDir, server.url('/slow.raw.xz')), ENTRY.part)), 'the download is under way');
+      const t0 = Date.now();
+      run.child.kill('SIGTERM');
+      const { code } = await run.exited;
+      const took = Date.now() - t0;
+      assert.ok(took < 5000, `exited ${took} ms after SIGTERM`);
+      assert.equal(code, 1, run.stderr());
+      assert.match(run.stderr(), /SIGTERM: .*\n(.*\n)*snabbvm: stopped before the VM started/);
+      assert.doesNotMatch(run.stderr(), /error/);
+      assert.deepEqual(filesUnder(cacheDir), [], 'no temp file left in the cache');
+      assert.equal(existsSync(runDir), false, 'no run folder left');
+      const left = children.filter((c) => existsSync(`/proc/${c.split(' ')[0]}`));
+      assert.deepEqual(left, [], 'no process left');
+    } finally {
+      server.clearFaults();
+    }
   });
 });
 

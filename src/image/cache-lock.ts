@@ -32,6 +32,8 @@ export interface CacheLockOptions {
   staleMs: number;
   /** how often a waiter looks again */
   pollMs: number;
+  /** stops waiting (a stop signal): throws signal.reason */
+  signal?: AbortSignal;
 }
 
 const DEFAULTS: CacheLockOptions = { heartbeatMs: 10_000, staleMs: 60_000, pollMs: 250 };
@@ -96,7 +98,9 @@ export async function acquireCacheLock(lockPath: string, what: string, options: 
       log.info(`waiting for another snabbvm (pid ${holder.owner?.pid ?? '?'}${holder.owner && holder.owner.host !== me.host ? ` in another container or host: ${holder.owner.host}` : ''}) that is preparing ${what}`);
       told = true;
     }
-    await sleep(opts.pollMs);
+    await sleep(opts.pollMs, undefined, { signal: opts.signal }).catch((err: unknown) => {
+      throw opts.signal?.aborted ? opts.signal.reason : err;
+    });
   }
 
   const heartbeat = setInterval(() => {

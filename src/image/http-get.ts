@@ -44,12 +44,12 @@ export interface HttpResponse {
  * GET with redirects, a connect timeout and a stall timeout. TLS certificates are always verified
  * (rejectUnauthorized is passed explicitly, so NODE_TLS_REJECT_UNAUTHORIZED=0 cannot turn it off). An https URL
  * that redirects to http is refused. The caller reads (or destroys) the response body; the stall timeout stays
- * armed while it reads.
+ * armed while it reads. `signal` aborts the request and the body.
  */
-export async function httpGet(url: string, headers: Record<string, string>, options: HttpOptions): Promise<HttpResponse> {
+export async function httpGet(url: string, headers: Record<string, string>, options: HttpOptions, signal?: AbortSignal): Promise<HttpResponse> {
   let current = url;
   for (let hop = 0; ; hop++) {
-    const response = await requestOnce(current, headers, options);
+    const response = await requestOnce(current, headers, options, signal);
     const status = response.statusCode ?? 0;
     if (status >= 300 && status < 400 && status !== 304 && response.headers.location) {
       response.resume();
@@ -68,7 +68,7 @@ export async function httpGet(url: string, headers: Record<string, string>, opti
   }
 }
 
-function requestOnce(url: string, headers: Record<string, string>, options: HttpOptions): Promise<IncomingMessage> {
+function requestOnce(url: string, headers: Record<string, string>, options: HttpOptions, signal: AbortSignal | undefined): Promise<IncomingMessage> {
   const target = new URL(url);
   const client = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -76,6 +76,7 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
       headers: { 'user-agent': 'snabbvm', 'accept-encoding': 'identity', ...headers },
       rejectUnauthorized: true,
       timeout: options.stallTimeoutMs,
+      ...(signal ? { signal } : {}),
     });
     const connectTimer = setTimeout(() => {
       request.destroy(new NetworkError(`cannot connect to ${target.host} within ${options.connectTimeoutMs / 1000} s (${url})`));

@@ -23,29 +23,35 @@ import {
 } from './image-cache.js';
 import { readPinnedBase } from './persist-disk.js';
 import type { BaseImage } from './prepare-disk.js';
-import { DIRECT_FORMATS, probeImage } from './probe-image.js';
+import { DIRECT_FORMATS, probeImage, type Compression } from './probe-image.js';
 import { formatBytes, formatDuration } from './progress.js';
-import { convertImage, unpackImage } from './unpack-image.js';
+import { convertImage, unpackImage, UnpackWhileDownloading } from './unpack-image.js';
 
 export type ResolveConfig = Pick<VmConfig, 'image' | 'cacheDir' | 'sha256' | 'quiet' | 'persist' | 'dataDir' | 'name'>;
 
 /**
  * Turns the first argument into a bootable base image. The user's file is only ever read: a plain qcow2, raw or
  * ISO is used where it is; a compressed or foreign-format one is unpacked or converted once into the cache; a
- * URL is downloaded into the cache (and revalidated on later runs).
+ * URL is downloaded into the cache (and revalidated on later runs). `signal` (the launcher's stop signal) ends a
+ * download or a wait for another launcher's lock at once, removes their temp files, and throws signal.reason.
  */
-export async function resolveBaseImage(config: ResolveConfig, env: NodeJS.ProcessEnv = process.env): Promise<BaseImage> {
-  const pinned = await readPinnedBase(config);
-  if (pinned) return pinned;
-  if (config.image.kind === 'url') return resolveUrl(config.image.url, config, downloadOptions(env, config.quiet));
+export async function resolveBaseImage(config: ResolveConfig, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<BaseImage> {
+  try {
+    const pinned = await readPinnedBase(config);
+    if (pinned) return pinned;
+    if (config.image.kind === 'url') return await resolveUrl(config.image.url, config, downloadOptions(env, config.quiet), signal);
 
-  const file = config.image.path;
-  const probed = await probeImage(file);
-  if (probed.kind === 'iso') return { kind: 'iso', path: file };
-  if (probed.kind === 'disk' && DIRECT_FORMATS.includes(probed.format)) {
-    return { kind: 'disk', path: file, format: probed.format, virtualSize: probed.virtualSize };
+    const file = config.image.path;
+    const probed = await probeImage(file);
+    if (probed.kind === 'iso') return { kind: 'iso', path: file };
+    if (probed.kind === 'disk' && DIRECT_FORMATS.includes(probed.format)) {
+      return { kind: 'disk', path: file, format: probed.format, virtualSize: probed.virtualSize };
+    }
+    return await resolveLocalInCache(file, config.cacheDir, signal);
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw err;
   }
-  return resolveLocalInCache(file, config.cacheDir);
 }
 
 /** Timeouts and retries for downloads; the environment may change them (tests do). */
@@ -87,13 +93,18 @@ async function exists(file: string): Promise<boolean> {
 
 /**
  * A URL: reuse the cached copy when the server says it has not changed (or cannot be reached), else download
- * it, check its digest, and make its base. One launcher at a time per URL, under the entry's lock.
+ * it, check its digest, and make its base. A compressed download is unpacked while it arrives. One launcher at a
+ * time per URL, under the entry's lock.
  */
-export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cacheDir' | 'sha256'>, options: DownloadOptions): Promise<BaseImage> {
+export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cacheDir' | 'sha256'>, options: DownloadOptions, signal?: AbortSignal): Promise<BaseImage> {
   const entryDir = entryDirFor(config.cacheDir, url);
   await makeEntryDir(entryDir, config.cacheDir);
-  const release = await acquireCacheLock(path.join(entryDir, ENTRY.lock), url);
+  const release = await acquireCacheLock(path.join(entryDir, ENTRY.lock), url, { signal });
   const partPath = path.join(entryDir, ENTRY.part);
+  const unpackedTmp = path.join(entryDir, `${ENTRY.unpacked}.tmp`);
+  const unpack = new UnpackWhileDownloading(unpackedTmp, url);
+  const stopUnpacking = () => void unpack.abort();
+  signal?.addEventListener('abort', stopUnpacking);
   try {
     await removeTempFiles(entryDir);
     const meta = await readMeta(entryDir);
@@ -107,7 +118,7 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
 
     let result;
     try {
-      result = await downloadFile(url, partPath, options, revalidate);
+      result = await downloadFile(url, partPath, options, revalidate, { tee: unpack, signal });
     } catch (err) {
       if (cached && !config.sha256 && (err instanceof NetworkError || err instanceof HttpStatusError)) {
         log.warn(`cannot check ${url} for a newer version (${err.message}); using the cached copy${cachedAt}`);
@@ -121,19 +132,32 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
     }
 
     if (config.sha256 && result.sha256 !== config.sha256) {
+      await unpack.abort();
       await clearEntry(entryDir);
       throw inputError(`the SHA-256 of ${url} is ${result.sha256}, not ${config.sha256} as --sha256/--digest expects: a corrupt download or a wrong digest; nothing was kept`);
     }
-    // the old meta.json describes the old version: gone first, so a crash here never pairs it with new bytes
-    await rm(path.join(entryDir, ENTRY.meta), { force: true });
-    await rm(`${partPath}.json`, { force: true });
-    await rename(partPath, path.join(entryDir, ENTRY.download));
     log.info(`downloaded ${url}: ${formatBytes(result.size)}, sha256 ${result.sha256}`);
     const newMeta: CacheMeta = { source: url, sha256: result.sha256, size: result.size, validators: result.validators, fetchedAt: new Date().toISOString() };
     let base: CachedBase;
     try {
-      base = await makeBase(path.join(entryDir, ENTRY.download), entryDir, url);
+      const t0 = Date.now();
+      const compression = await unpack.end(); // the decompressor finishes what it was given
+      // the old meta.json describes the old version: gone first, so a crash here never pairs it with new bytes
+      await rm(path.join(entryDir, ENTRY.meta), { force: true });
+      await rm(`${partPath}.json`, { force: true });
+      if (compression) {
+        await rename(unpackedTmp, path.join(entryDir, ENTRY.unpacked));
+        await rm(partPath, { force: true }); // the cache keeps one copy: the unpacked one
+        const size = formatBytes((await stat(path.join(entryDir, ENTRY.unpacked))).size);
+        log.info(`unpacked ${url} (${compression}) to ${size}, ${formatDuration((Date.now() - t0) / 1000)} after the download ended`);
+        base = await makeBase(path.join(entryDir, ENTRY.unpacked), entryDir, url, compression);
+      } else {
+        await rename(partPath, path.join(entryDir, ENTRY.download));
+        base = await makeBase(path.join(entryDir, ENTRY.download), entryDir, url);
+      }
     } catch (err) {
+      await unpack.abort();
+      if (signal?.aborted) throw err; // stopped, not a bad download: what was cached before stays
       await clearEntry(entryDir); // nothing usable was downloaded: keep nothing
       throw err;
     }
@@ -141,10 +165,14 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
     await clearEntry(entryDir, (name) => name === ENTRY.meta || name === base.file); // an older version's files
     return toBase(entryDir, base, result.sha256);
   } catch (err) {
-    await cleanUpAfterFailure(entryDir, partPath, err);
+    await unpack.abort(); // the decompressor is gone before its output is removed
+    await cleanUpAfterFailure(entryDir, partPath, err, signal);
+    if (signal?.aborted) throw signal.reason;
     if (err instanceof HttpStatusError || err instanceof NetworkError) throw inputError(err.message, err);
     throw err;
   } finally {
+    signal?.removeEventListener('abort', stopUnpacking);
+    await unpack.abort(); // a no-op once unpacked; else no decompressor outlives the call (a cached copy was used)
     await release();
     await removeEntryIfEmpty(entryDir);
   }
@@ -152,15 +180,15 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
 
 /**
  * After a failed download, keep a partial file only when the network broke off (the next run resumes it);
- * an HTTP error, an HTML page or a bad image leaves nothing but what was cached before.
+ * an HTTP error, an HTML page, a bad image or a stop signal leaves nothing but what was cached before.
  */
-async function cleanUpAfterFailure(entryDir: string, partPath: string, err: unknown): Promise<void> {
+async function cleanUpAfterFailure(entryDir: string, partPath: string, err: unknown, signal: AbortSignal | undefined): Promise<void> {
   await removeTempFiles(entryDir);
   const partSize = await stat(partPath).then(
     (s) => s.size,
     () => 0,
   );
-  if (err instanceof NetworkError && partSize > 0) {
+  if (err instanceof NetworkError && partSize > 0 && !signal?.aborted) {
     log.info(`the partial download (${formatBytes(partSize)}) is kept in ${entryDir}; the next run resumes it`);
     return;
   }
@@ -171,12 +199,12 @@ async function cleanUpAfterFailure(entryDir: string, partPath: string, err: unkn
  * A local compressed or foreign-format image: unpacked or converted once into the cache, keyed by its real
  * path; done again only when the file changes (size, mtime, inode). The file in /u is only read.
  */
-async function resolveLocalInCache(file: string, cacheDir: string): Promise<BaseImage> {
+async function resolveLocalInCache(file: string, cacheDir: string, signal: AbortSignal | undefined): Promise<BaseImage> {
   const real = realpathSync(file);
   const source = pathToFileURL(real).href;
   const entryDir = entryDirFor(cacheDir, source);
   await makeEntryDir(entryDir, cacheDir);
-  const release = await acquireCacheLock(path.join(entryDir, ENTRY.lock), file);
+  const release = await acquireCacheLock(path.join(entryDir, ENTRY.lock), file, { signal });
   try {
     await removeTempFiles(entryDir);
     const st = await stat(real);
@@ -206,12 +234,13 @@ function sameIdentity(a: FileIdentity | undefined, b: FileIdentity): boolean {
 /**
  * Makes a bootable file from `input` inside the entry: unpack a compression, convert a foreign format, or (for a
  * download that is already qcow2, raw or ISO) use it as it is. Intermediate files are written as .tmp and renamed
- * when complete; the input is removed only when it is the entry's own download.
+ * when complete; the input is removed only when it is the entry's own download. `unpackedFrom`: input is
+ * already the unpacked form of a download in that compression.
  */
-async function makeBase(input: string, entryDir: string, name: string): Promise<CachedBase> {
+async function makeBase(input: string, entryDir: string, name: string, unpackedFrom?: Compression): Promise<CachedBase> {
   const inEntry = (f: string) => path.join(entryDir, f);
   let current = input;
-  let compressed = false;
+  let compressed = unpackedFrom !== undefined;
   for (;;) {
     const probed = await probeImage(current, name);
     if (probed.kind === 'compressed') {

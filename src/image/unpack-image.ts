@@ -1,11 +1,13 @@
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { inputError } from '../errors.js';
+import { log } from '../log.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
-import { runProgramFileToFile } from '../process/run-program-to-file.js';
-import type { Compression } from './probe-image.js';
+import { runProgramFileToFile, startProgramStdinToFile } from '../process/run-program-to-file.js';
+import { sniffCompression, type Compression } from './probe-image.js';
 
 /**
  * The decompressor for each compression, reading stdin and writing stdout (a file in the cache). xz makes a
@@ -54,9 +56,123 @@ export async function unpackImage(src: string, compression: Compression, dest: s
     await runProgramFileToFile(DECOMPRESSORS[compression], { stdinPath: src, stdoutPath: dest });
     return (await stat(dest)).size;
   } catch (err) {
-    if (err instanceof ProgramError && err.notFound) throw err; // the host lacks the program: exit 4 in main
-    const why = err instanceof ProgramError ? err.stderrTail.trim().split('\n').pop() : (err as Error).message;
-    throw inputError(`${describe} cannot be unpacked as ${compression}: ${why ?? 'corrupt data'}; is the file complete?`, err);
+    throw unpackError(err, compression, describe);
+  }
+}
+
+/** A bad compressed stream is bad input (exit 3); a missing program stays a ProgramError (exit 4 in main). */
+function unpackError(err: unknown, compression: Compression, describe: string): unknown {
+  if (err instanceof ProgramError && err.notFound) return err;
+  const why = err instanceof ProgramError ? err.stderrTail.trim().split('\n').pop() : (err as Error).message;
+  return inputError(`${describe} cannot be unpacked as ${compression}: ${why || 'corrupt data'}; is the file complete?`, err);
+}
+
+/**
+ * Unpacks a download while it arrives: each chunk given to write() goes on to the decompressor, whose output is
+ * dest. The caller renames dest once end() resolved (and the download's digest matched).
+ */
+export class UnpackWhileDownloading {
+  /** the first bytes, kept until there are enough to tell the compression */
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  /** undefined: not known yet; null: not compressed (nothing to do) */
+  private compression: Compression | null | undefined;
+  private input: Writable | undefined;
+  private finished: Promise<number> | undefined;
+  private stop: (() => Promise<void>) | undefined;
+  private failure: unknown;
+
+  constructor(
+    private readonly dest: string,
+    private readonly describe: string,
+  ) {}
+
+  /** Takes the next bytes of the download; false means wait for drained() before giving more. */
+  write(chunk: Buffer): boolean {
+    if (this.failure) throw this.failure;
+    if (this.compression === null) return true;
+    if (this.compression === undefined) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      if (this.headBytes < 16) return true;
+      return this.decide();
+    }
+    return this.input!.write(chunk);
+  }
+
+  /** Resolves when the decompressor takes input again; rejects when it failed. */
+  async drained(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.input || !this.input.writableNeedDrain) return;
+    await Promise.race([new Promise((resolve) => this.input!.once('drain', resolve)), this.finished]);
+    if (this.failure) throw this.failure;
+  }
+
+  /** The download is complete: waits for the decompressor. Returns the compression, or undefined for a plain download. */
+  async end(): Promise<Compression | undefined> {
+    if (this.compression === undefined && this.headBytes > 0) this.decide();
+    if (!this.input) return undefined;
+    this.input.end();
+    await this.finished;
+    if (this.failure) throw this.failure;
+    return this.compression ?? undefined;
+  }
+
+  /** Stops the decompressor and removes dest. Safe at any time, and twice. */
+  async abort(): Promise<void> {
+    this.failure ??= new Error('unpacking was stopped');
+    await this.stop?.();
+    this.input = undefined;
+    await rm(this.dest, { force: true });
+  }
+
+  /** The download starts over from its first byte. */
+  async restart(): Promise<void> {
+    await this.abort();
+    this.head = [];
+    this.headBytes = 0;
+    this.compression = undefined;
+    this.failure = undefined;
+    this.stop = undefined;
+  }
+
+  private decide(): boolean {
+    const head = Buffer.concat(this.head);
+    this.head = [];
+    const compression = sniffCompression(head);
+    this.compression = compression ?? null;
+    if (!compression) return true;
+    log.info(`unpacking ${this.describe} (${compression}) while it downloads`);
+    let input: Writable;
+    let finished: Promise<number>;
+    if (compression === 'gzip') {
+      const gunzip = createGunzip({ chunkSize: 1 << 20 });
+      input = gunzip;
+      finished = writeSparse(gunzip, this.dest);
+      this.stop = async () => {
+        gunzip.destroy();
+        await finished.catch(() => {});
+      };
+    } else {
+      const program = startProgramStdinToFile(DECOMPRESSORS[compression], { stdoutPath: this.dest });
+      input = program.stdin;
+      finished = program.done.then(async () => (await stat(this.dest)).size);
+      this.stop = () => program.kill();
+    }
+    this.input = input;
+    // a decompressor that stops before its input ended found bad data (or was stopped); one from before a
+    // restart() says nothing about the new one
+    this.finished = finished.then(
+      (size) => {
+        if (!input.writableEnded && this.input === input) this.failure ??= unpackError(new Error('the compressed data ended before the download did'), compression, this.describe);
+        return size;
+      },
+      (err: unknown) => {
+        if (this.input === input) this.failure ??= unpackError(err, compression, this.describe);
+        return 0;
+      },
+    );
+    return input.write(head);
   }
 }
 

@@ -31,8 +31,10 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
   const paths = runtimePaths(config.runDir);
   let signalled: NodeJS.Signals | undefined;
   let onSignal: (() => void) | undefined;
+  const stopSetup = new AbortController(); // ends a download at once
   const unhook = onStopSignal((signal) => {
     signalled = signal;
+    stopSetup.abort(new Interrupted());
     log.info(`${signal}: shutting the VM down (ACPI powerdown, up to ${config.stopTimeoutSec} s)`);
     onSignal?.();
   });
@@ -44,7 +46,7 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
   try {
     checkNetworkHost(config.net); // privileges for --net nat/bridge: fail before anything exists (exit 4)
     await claimRunDir(paths, config.name, cleanup);
-    const base = await resolveBaseImage(config);
+    const base = await resolveBaseImage(config, process.env, stopSetup.signal);
     checkpoint();
     const accel = chooseAccel(config.accel);
     const disk = await prepareVmDisk(base, config, paths, cleanup);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { ProgramError } from './run-program.js';
 
 /**
@@ -29,4 +30,44 @@ export function runProgramFileToFile(argv: readonly string[], options: { stdinPa
       else reject(new ProgramError(argv, { code, signal }, stderr));
     });
   });
+}
+
+/** A filter program fed through its stdin by the caller, writing its stdout into a file. */
+export interface FilterToFile {
+  stdin: Writable;
+  /** resolves when the program exited 0; rejects with ProgramError otherwise */
+  done: Promise<void>;
+  /** SIGKILL; resolves when it has exited */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a filter program whose input the caller streams (a download as it arrives) and whose output goes straight
+ * into a file, with no copy back through Node. The program ends on its own when stdin closes (also if the launcher dies).
+ */
+export function startProgramStdinToFile(argv: readonly string[], options: { stdoutPath: string }): FilterToFile {
+  const stdoutFd = openSync(options.stdoutPath, 'w');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', stdoutFd, 'pipe'] });
+  closeSync(stdoutFd);
+  child.stdin!.on('error', () => {}); // EPIPE when the program fails early: `done` says why
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-2000);
+  });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (e) => reject(new ProgramError(argv, undefined, '', { cause: e })));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new ProgramError(argv, { code, signal }, stderr));
+    });
+  });
+  return {
+    stdin: child.stdin!,
+    done,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill('SIGKILL');
+      if (child.pid !== undefined) await closed;
+    },
+  };
 }
