@@ -4,7 +4,8 @@
  *   docker run --name vm1 --rm --privileged -i -t -v $PWD:/u snabbvm -u user_data.txt <image or URL> [port ...]
  *
  * detached (-d), with the fixture cloud image. One boot checks the cloud-init marker in `docker logs`, SSH through
- * nat at the container's IP, VNC at the container's IP:5901, `snabbvm status` via `docker exec`, the health check,
+ * nat at the container's IP, VNC at the container's IP:5901, the web console at :8006 (page, libraries, the VNC relay),
+ * `snabbvm status` via `docker exec`, the health check,
  * and `docker stop` (ACPI, inside the grace period, container gone). A second boot takes the image from a URL
  * served on docker0 and has two vhost-user ports on a Snabb soft switch on the host (when Snabb is installed here):
  * the guest pings from one to the other through it.
@@ -18,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
 import { readSnabbCounters } from '../src/snabb/port-status.js';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import {
@@ -52,6 +54,18 @@ const userData = (marker: string, extra = '') => `#cloud-config
 runcmd:
   - echo "${marker} $(hostname) END" > /dev/ttyS0
 ${extra}`;
+
+/** The first message a websocket gets, as text. */
+function firstMessage(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, 'binary');
+    ws.once('message', (data: Buffer) => {
+      resolve(data.toString());
+      ws.terminate();
+    });
+    ws.once('error', reject);
+  });
+}
 
 /** A detached container run as the README says, with its `docker logs -f` and `docker wait` running from the start. */
 interface Detached {
@@ -215,6 +229,17 @@ describe('the Docker image, as users run it', { skip }, () => {
     const vnc = await banner(ip, 5901, 12);
     assert.equal(vnc, 'RFB 003.008\n', `VNC at ${ip}:5901`);
     console.log(`# at the container's IP ${ip}: :22 -> ${JSON.stringify(ssh)}, :5901 -> ${JSON.stringify(vnc)}`);
+
+    // the web console, served from the image: the page, its libraries, and the screen through QEMU's websocket VNC
+    const page = await fetch(`http://${ip}:8006/`);
+    assert.equal(page.status, 200, `the web console at ${ip}:8006`);
+    assert.match(await page.text(), /src="\/app.js"/);
+    for (const asset of ['/app.js', '/vendor/novnc/core/rfb.js', '/vendor/xterm/lib/xterm.mjs']) {
+      assert.equal((await fetch(`http://${ip}:8006${asset}`)).status, 200, asset);
+    }
+    const screen = await firstMessage(`ws://${ip}:8006/ws/vnc`);
+    assert.equal(screen, 'RFB 003.008\n', 'the web console relays the VNC screen');
+    console.log(`# web console at ${ip}:8006: page, noVNC and xterm.js served; /ws/vnc -> ${JSON.stringify(screen)}`);
 
     const status = await docker(['exec', name, 'snabbvm', 'status']);
     assert.match(status, /: running/, status);

@@ -35,7 +35,8 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
   const unhook = onStopSignal((signal) => {
     signalled = signal;
     stopSetup.abort(new Interrupted());
-    log.info(`${signal}: shutting the VM down (ACPI powerdown, up to ${config.stopTimeoutSec} s)`);
+    if (onSignal) log.info(`${signal}: shutting the VM down (ACPI powerdown, up to ${config.stopTimeoutSec} s)`);
+    else log.info(`${signal}: stopping before the VM has started`);
     onSignal?.();
   });
   /** between start steps: give up at once when a stop was asked for */
