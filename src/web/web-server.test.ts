@@ -22,12 +22,13 @@ let guest: net.Socket | undefined;
 const guestReceived: Buffer[] = [];
 const qmpCalls: { command: string; args?: Record<string, unknown> }[] = [];
 let hub: SerialHub;
+let serial: net.Server;
 let qemuVnc: WebSocketServer;
 let web: WebConsole;
 let base: string;
 
 before(async () => {
-  const serial = net.createServer((s) => {
+  serial = net.createServer((s) => {
     guest = s;
     s.on('data', (d: Buffer) => guestReceived.push(d));
   });
@@ -52,6 +53,7 @@ after(async () => {
   await hub.stop();
   qemuVnc.close();
   guest?.destroy();
+  serial.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
