@@ -102,6 +102,12 @@ test('the page, its script and the libraries it imports are served; nothing outs
   }
 });
 
+test('without a password there is nothing to log in to', async () => {
+  const res = await fetch(`${base}/login`, { redirect: 'manual' });
+  assert.equal(res.status, 303);
+  assert.equal(res.headers.get('location'), '/');
+});
+
 test('status is the launcher status, plus whether there is a screen', async () => {
   const status = (await (await fetch(`${base}/api/status`)).json()) as { name: string; state: string; screen: boolean };
   assert.deepEqual([status.name, status.state, status.screen], ['vm1', 'running', true]);

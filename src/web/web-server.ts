@@ -92,6 +92,10 @@ export async function listenWebConsole(options: { listen: string; port: number; 
   }
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!auth.required) {
+      res.writeHead(303, { location: '/' });
+      return void res.end();
+    }
     if (req.method !== 'POST') return send(res, 200, 'text/html', loginPage(false));
     if (!originAllowed(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
     const form = new URLSearchParams(await readBody(req, 4096));
