@@ -139,7 +139,7 @@ test('power buttons: ACPI shutdown, reset and Ctrl-Alt-Del go to QMP; only by PO
   assert.deepEqual(qmpCalls.map((c) => c.command), ['system_powerdown', 'system_reset', 'send-key']);
   assert.deepEqual(qmpCalls[2]!.args, { keys: ['ctrl', 'alt', 'delete'].map((data) => ({ type: 'qcode', data })) });
   assert.equal((await fetch(`${base}/api/power/shutdown`)).status, 405);
-  assert.equal((await fetch(`${base}/api/power/explode`, { method: 'POST' })).status, 404);
+  for (const action of ['explode', 'constructor']) assert.equal((await fetch(`${base}/api/power/${action}`, { method: 'POST' })).status, 404, action);
   assert.equal((await fetch(`${base}/api/power/shutdown`, { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 403);
   assert.equal(qmpCalls.length, 3);
 });

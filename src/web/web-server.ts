@@ -71,7 +71,7 @@ export async function listenWebConsole(options: { listen: string; port: number; 
     if (power !== undefined) {
       if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n');
       if (!originAllowed(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
-      const action = POWER_ACTIONS[power];
+      const action = Object.hasOwn(POWER_ACTIONS, power) ? POWER_ACTIONS[power] : undefined;
       if (!action) return send(res, 404, 'text/plain', `no such action: ${power}\n`);
       if (!services) return send(res, 503, 'text/plain', 'the VM is starting\n');
       await action(services.qmp);
