@@ -108,6 +108,7 @@ export async function listenWebConsole(options: { listen: string; port: number; 
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy()); // a client gone mid-handshake must not crash the launcher
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const refuse = (status: string) => {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
