@@ -21,9 +21,10 @@ function configFor(argv: string[], env: NodeJS.ProcessEnv = {}) {
   return loadConfig({ ...parsed, env, baseDir: dir });
 }
 
-test('VNC by default on display 1 of every address, without a password', async () => {
+test('VNC by default on display 1 of every address, without a password; its websocket on loopback for the web console', async () => {
   const plan = await planVnc(configFor([]), paths);
-  assert.deepEqual(plan, { listen: '0.0.0.0', display: 1 });
+  assert.deepEqual(plan, { listen: '0.0.0.0', display: 1, websocket: '127.0.0.1:5701' });
+  assert.deepEqual(await planVnc(configFor(['--vnc', '7', '--web', 'none']), paths), { listen: '0.0.0.0', display: 7 }, 'no web console, no websocket');
 });
 
 test('--vnc none turns VNC off', async () => {
@@ -43,7 +44,7 @@ test('a VNC password goes to a 0600 file read as a QEMU secret, never onto the c
   assert.equal(statSync(paths.vncPasswordFile).mode & 0o777, 0o600);
   const argv = buildQemuArgv({ binary: 'qemu-system-x86_64', name: 'vm1', accel: 'tcg', cpus: 1, memoryMiB: 512, memory: { kind: 'anonymous' }, disk: paths.overlay, nics: [], paths, vnc: plan, vhostUserWithoutMsix: false });
   assert.ok(argv.includes(`secret,id=vncpass,file=${paths.vncPasswordFile}`));
-  assert.ok(argv.includes('0.0.0.0:1,password-secret=vncpass'));
+  assert.ok(argv.includes('0.0.0.0:1,websocket=127.0.0.1:5701,password-secret=vncpass'));
   assert.ok(!argv.some((a) => a.includes('pw-1234')));
 });
 
