@@ -7,6 +7,7 @@ import { readState } from '../lifecycle/claim-run-dir.js';
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
 import { startControlServer } from '../lifecycle/control-server.js';
 import { log } from '../log.js';
+import { bracketIpv6 } from '../network/bracket-ipv6.js';
 import type { RuntimePaths } from '../paths.js';
 import { runProgram } from '../process/run-program.js';
 import type { VncPlan } from '../qemu/qemu-plan.js';
@@ -28,9 +29,7 @@ export const VNC_PASSWORD_MAX = 8;
  */
 export async function planVnc(config: VmConfig, paths: RuntimePaths): Promise<VncPlan | undefined> {
   if (config.vncDisplay === undefined) return undefined;
-  // an IPv6 address needs brackets before QEMU's :display
-  const listen = config.vncListen.includes(':') && !config.vncListen.startsWith('[') ? `[${config.vncListen}]` : config.vncListen;
-  const plan: VncPlan = { listen, display: config.vncDisplay };
+  const plan: VncPlan = { listen: bracketIpv6(config.vncListen), display: config.vncDisplay };
   const websocket = vncWebsocketAddress(config);
   if (websocket !== undefined) plan.websocket = websocket;
   if (config.vncPassword !== undefined) {
@@ -182,8 +181,7 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
 
 function vncAddress(config: VmConfig): string | undefined {
   if (config.vncDisplay === undefined) return undefined;
-  const host = config.vncListen.includes(':') && !config.vncListen.startsWith('[') ? `[${config.vncListen}]` : config.vncListen;
-  return `${host}:${5900 + config.vncDisplay}`;
+  return `${bracketIpv6(config.vncListen)}:${5900 + config.vncDisplay}`;
 }
 
 function planSession(config: VmConfig, paths: RuntimePaths, vnc: string | undefined): TmuxSessionPlan {

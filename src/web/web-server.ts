@@ -5,6 +5,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { replayFor, type SerialHub } from '../console/serial-hub.js';
 import type { VmStatus } from '../console/vm-status.js';
 import { hostError } from '../errors.js';
+import { bracketIpv6 } from '../network/bracket-ipv6.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import { resolveAsset } from './web-assets.js';
 import { originAllowed, WebAuth } from './web-auth.js';
@@ -130,13 +131,12 @@ export async function listenWebConsole(options: { listen: string; port: number; 
       else if (err.code === 'EADDRNOTAVAIL') reject(hostError(`--web-listen ${options.listen} is not an address of this host; give one of its addresses, or 0.0.0.0`));
       else reject(hostError(`the web console cannot listen on ${options.listen}:${options.port}: ${err.message}`));
     });
-    server.listen(options.port, options.listen, () => resolve());
+    server.listen(options.port, options.listen.replace(/^\[(.*)\]$/, '$1'), () => resolve()); // [::1] as VNC takes it
   });
-  const host = options.listen.includes(':') ? `[${options.listen}]` : options.listen;
   const port = (server.address() as { port: number }).port; // the one bound, when port 0 asked for any
 
   return {
-    url: `http://${host}:${port}/`,
+    url: `http://${bracketIpv6(options.listen)}:${port}/`,
     serve(s) {
       services = s;
     },
