@@ -18,6 +18,7 @@ import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { launcherPath, processesMatching, startLauncher } from './helpers/launcher.js';
 import { freeVncDisplay } from './helpers/free-port.js';
 import { rfbConnect } from './helpers/rfb-client.js';
+import { progressLog, waitUntil } from './helpers/wait-until.js';
 
 const skip = whyNoVmTests() ?? whyNoConsoleTests();
 const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-console-'));
@@ -35,21 +36,9 @@ function snabbvm(args: string[], input?: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function waitUntil<T>(what: () => T | undefined | false, timeoutMs: number, label: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = what();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label()}`);
-    await sleep(250);
-  }
-}
-
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** progress on stderr, so a slow run shows where it is */
-const started = Date.now();
-const progress = (what: string) => process.stderr.write(`console test [${Math.round((Date.now() - started) / 1000)} s]: ${what}\n`);
+const progress = progressLog('console test');
 
 /** Kills whatever a failed or timed-out test left behind (only ours: matched by our own run folders). */
 async function killLeftovers(runDir: string) {

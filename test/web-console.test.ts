@@ -13,12 +13,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { cloudImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
 import { freePort, freeVncDisplay } from './helpers/free-port.js';
 import { processesMatching, startLauncher } from './helpers/launcher.js';
+import { progressLog, waitUntil } from './helpers/wait-until.js';
 import type { SerialHub } from '../src/console/serial-hub.js';
 import type { VmStatus } from '../src/console/vm-status.js';
 import type { PortStatus } from '../src/snabb/port-status.js';
@@ -31,18 +31,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-web-'));
 const outputDir = path.join(repoRoot, 'test-output', 'web-console');
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const started = Date.now();
-const progress = (what: string) => process.stderr.write(`web console test [${Math.round((Date.now() - started) / 1000)} s]: ${what}\n`);
-
-async function waitUntil<T>(what: () => Promise<T | undefined | false>, timeoutMs: number, label: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await what();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await sleep(500);
-  }
-}
+const progress = progressLog('web console test');
 
 /** How the server answers a websocket upgrade: 101 when it accepts, else the HTTP status it refused with. */
 function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
