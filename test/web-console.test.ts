@@ -127,19 +127,25 @@ describe('web console', { skip }, () => {
       await waitUntil(async () => (await litPixels(page)) > 2000, 300_000, 'the guest console on the VNC canvas');
       progress(`the VNC canvas shows the guest (${await litPixels(page)} lit pixels)`);
 
-      // the serial terminal: the boot reaches the login prompt, and typing logs in
-      await waitUntil(async () => /login: *$/m.test(await terminalText(page)), 1_200_000, 'the login prompt in the serial terminal');
-      progress('login prompt in the browser terminal; typing');
+      // the serial terminal: the boot reaches the end of cloud-init (which sets the password; logins before it are
+      // refused by pam_nologin), then typing at the login prompt logs in
+      let shown = '';
+      const terminalShows = async (pattern: RegExp) => pattern.test((shown = await terminalText(page)));
+      const withTerminal = (what: string) => () => `${what}; the terminal's last lines:\n${shown.trimEnd().split('\n').slice(-15).join('\n')}`;
+      await waitUntil(() => terminalShows(/Cloud-init v\. \S+ finished/), 1_200_000, withTerminal('cloud-init to finish in the serial terminal'));
+      progress('cloud-init finished in the browser terminal; logging in');
       await page.click('#terminal');
+      await page.keyboard.press('Enter');
+      await waitUntil(() => terminalShows(/login: *$/m), 60_000, withTerminal('the login prompt'));
       await page.keyboard.type('debian');
       await page.keyboard.press('Enter');
-      await waitUntil(async () => /Password: *$/m.test(await terminalText(page)), 60_000, 'the password prompt');
+      await waitUntil(() => terminalShows(/Password: *$/m), 60_000, withTerminal('the password prompt'));
       await page.keyboard.type('webpw42');
       await page.keyboard.press('Enter');
-      await waitUntil(async () => /\$ *$/m.test(await terminalText(page)), 120_000, 'the shell prompt');
+      await waitUntil(() => terminalShows(/\$ *$/m), 120_000, withTerminal('the shell prompt'));
       await page.keyboard.type('echo web sum=$((40+2))');
       await page.keyboard.press('Enter');
-      await waitUntil(async () => (await terminalText(page)).includes('web sum=42'), 60_000, "the command's output in the terminal");
+      await waitUntil(() => terminalShows(/web sum=42/), 60_000, withTerminal("the command's output in the terminal"));
 
       mkdirSync(outputDir, { recursive: true });
       const screenshot = path.join(outputDir, 'web-console.png');
