@@ -4,11 +4,12 @@
  * and foreign-format images unpacked or converted once into the cache, and bad input through the real launcher.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { acquireCacheLock } from '../src/image/cache-lock.js';
 import { ENTRY, entryDirFor } from '../src/image/image-cache.js';
@@ -95,6 +96,40 @@ describe('downloads', () => {
     await shortLived.close();
     const cached = await resolveUrl(shortLived.url('/small.qcow2'), { cacheDir: offlineCache }, { ...fast, attempts: 1 });
     assert.equal(sha256(cached.path), sha256(smallQcow2));
+  });
+
+  test('a chunked body (no Content-Length), cut and resumed, and a download over https, give the same file', async () => {
+    server.serve('/chunked.qcow2', smallQcow2, { chunked: true });
+    server.fault('/chunked.qcow2', { cutAfterBytes: 3_000_000, times: 1 });
+    const cacheDir = newCacheDir();
+    // with credentials in the URL, sent as Basic auth
+    const base = await resolveUrl(server.url('/chunked.qcow2').replace('://', '://mirror:s%40cret@'), { cacheDir }, fast);
+    const reqs = server.bodyRequests('/chunked.qcow2');
+    assert.equal(reqs[0]!.headers.authorization, `Basic ${Buffer.from('mirror:s@cret').toString('base64')}`);
+    assert.deepEqual(reqs.map((r) => r.status), [200, 206], 'cut once, then resumed');
+    assert.equal(reqs[0]!.bodyBytes, 3_000_000);
+    assert.equal(sha256(base.path), sha256(smallQcow2));
+
+    // https, with the server's certificate trusted through NODE_EXTRA_CA_CERTS (read at start: a child process)
+    const key = path.join(work, 'https.key');
+    const cert = path.join(work, 'https.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const https = await import('node:https');
+    const tls = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
+      res.writeHead(200, { 'content-length': statSync(smallQcow2).size });
+      createReadStream(smallQcow2).pipe(res);
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(tls.address() as { port: number }).port}/disk.qcow2`;
+      const resolver = new URL('../src/image/resolve-base-image.js', import.meta.url).href;
+      const script = `const m = await import(${JSON.stringify(resolver)}); console.log((await m.resolveUrl(process.argv[1], { cacheDir: process.argv[2] }, m.downloadOptions({}, true))).path);`;
+      // (not spawnSync: the server runs in this process)
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, url, newCacheDir()], { env: { ...process.env, NODE_EXTRA_CA_CERTS: cert } });
+      assert.equal(sha256(stdout.trim()), sha256(smallQcow2));
+    } finally {
+      tls.close();
+    }
   });
 
   test('an interrupted run leaves a partial file that the next run resumes', async () => {

@@ -1,10 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../log.js';
-import { HttpStatusError, httpGet, NetworkError, type HttpOptions } from './http-get.js';
+import { HttpStatusError, httpGet, NetworkError, type HttpOptions, type HttpResponse } from './http-get.js';
 import { formatBytes, startProgress } from './progress.js';
 
 /** What identifies a version of a remote file, for revalidation and for resuming with If-Range. */
@@ -81,7 +80,7 @@ async function readPartState(path: string, url: string): Promise<PartState | und
 
 /** Sees every byte of a download in order from the first, as it arrives: the unpacker. */
 export interface DownloadTee {
-  /** false: wait for drained() before giving more */
+  /** false: wait for drained() before giving more. The chunk's memory is reused after the call: copy what you keep. */
   write(chunk: Buffer): boolean;
   drained(): Promise<void>;
   /** the download starts over from its first byte */
@@ -142,23 +141,23 @@ async function download(url: string, partPath: string, options: DownloadOptions,
       seen = offset;
     }
     const headers = buildRequestHeaders(offset, state, offset === 0 ? revalidate : undefined);
-    let response: IncomingMessage;
+    let response: HttpResponse;
     try {
-      ({ response } = await httpGet(url, headers, options.http, signal));
+      response = await httpGet(url, headers, options.http, signal);
     } catch (err) {
       if (!(err instanceof NetworkError) || signal?.aborted) throw err;
       lastError = err;
       continue;
     }
 
-    const status = response.statusCode ?? 0;
+    const { status } = response;
     if (status === 304 && revalidate && offset === 0) {
-      response.resume();
+      response.close();
       return { status: 'not-modified' };
     }
     if (status === 416 && offset > 0) {
       // the partial file is no longer a prefix of what the server has: start over
-      response.resume();
+      response.close();
       await rm(partPath, { force: true });
       offset = 0;
       attempt--;
@@ -166,15 +165,15 @@ async function download(url: string, partPath: string, options: DownloadOptions,
       continue;
     }
     if (status < 200 || status >= 300) {
-      response.resume();
-      throw new HttpStatusError(`download of ${url} failed: HTTP ${status} ${response.statusMessage ?? ''}`.trim(), status);
+      response.close();
+      throw new HttpStatusError(`download of ${url} failed: HTTP ${status} ${response.statusText}`.trim(), status);
     }
     const validators: Validators = {};
-    if (typeof response.headers.etag === 'string') validators.etag = response.headers.etag;
-    if (typeof response.headers['last-modified'] === 'string') validators.lastModified = response.headers['last-modified'];
+    if (response.headers.etag !== undefined) validators.etag = response.headers.etag;
+    if (response.headers['last-modified'] !== undefined) validators.lastModified = response.headers['last-modified'];
     if (status === 200 && revalidate?.etag && validators.etag === revalidate.etag) {
       // a server that ignores If-None-Match but sends the same ETag: same file
-      response.destroy();
+      response.close();
       return { status: 'not-modified' };
     }
 
@@ -182,7 +181,7 @@ async function download(url: string, partPath: string, options: DownloadOptions,
     if (status === 206) {
       const range = parseContentRange(response.headers['content-range']);
       if (!range || range.start !== offset) {
-        response.destroy();
+        response.close();
         throw new HttpStatusError(`download of ${url} failed: the server answered a resume at byte ${offset} with range ${response.headers['content-range'] ?? '(none)'}`, status);
       }
       total = range.total;
@@ -198,38 +197,29 @@ async function download(url: string, partPath: string, options: DownloadOptions,
 
     const progress = startProgress(`downloading ${url}`, total, { resumedFrom: offset, quiet: options.quiet, intervalMs: options.progressIntervalMs });
     if (offset > 0) log.info(`resuming ${url} at ${formatBytes(offset)}${total ? ` of ${formatBytes(total)}` : ''}`);
-    const writer = await PartWriter.open(partPath, offset);
+    const file = openSync(partPath, offset > 0 ? 'r+' : 'w');
     let done = offset;
     let cut: unknown;
     try {
-      const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      for (;;) {
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await chunks.next();
-        } catch (err) {
-          cut = err; // the connection broke or stalled: retried
-          break;
-        }
-        if (next.done) break;
-        const chunk = next.value;
+      await response.readBody((chunk) => {
         if (done === 0 && looksLikeHtml(chunk)) {
           throw new HttpStatusError(`download of ${url} returned an HTML page (HTTP ${status}, ${response.headers['content-type'] ?? 'no content type'}), not an image: a login or error page? check the URL`, status);
         }
-        // hashed here, written by libuv's threads, unpacked by another process: the three overlap
+        // hashed and written here, in place (the chunk's memory is reused for the next read); unpacked by another
+        // process
         hash.update(chunk);
-        writer.write(chunk);
+        writeAll(file, chunk, done);
         done += chunk.length;
         progress.update(done);
-        if (tee && !tee.write(chunk)) await tee.drained();
-        if (writer.full) await writer.drained();
-      }
+        if (tee && !tee.write(chunk)) return tee.drained();
+      });
+    } catch (err) {
+      if (!(err instanceof NetworkError) && !signal?.aborted) throw err;
+      cut = err; // the connection broke or stalled: retried
     } finally {
       progress.stop();
-      response.destroy();
-      await writer.close();
+      closeSync(file);
     }
-    if (writer.error) throw writer.error;
     seen = done;
     if (cut) {
       if (signal?.aborted) throw cut;
@@ -255,87 +245,19 @@ async function replayPart(partPath: string, length: number, hash: Hash, tee: Dow
   }
 }
 
-/**
- * Writes a download into its .part file in batches of about 1 MiB, one writev each, on libuv's threads, so the
- * main thread only receives and hashes. Its error, if any, is in `error` after close().
- */
-class PartWriter {
-  static readonly BATCH = 1 << 20;
-  /** more than this waiting to be written: the reader waits (drained()) */
-  static readonly MAX_QUEUED = 32 << 20;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** the batches being written, oldest first; each is written after the one before it */
-  private queue: { bytes: number; written: Promise<void> }[] = [];
-  private queuedBytes = 0;
-  error: unknown;
-
-  private constructor(
-    private readonly file: FileHandle,
-    private position: number,
-  ) {}
-
-  static async open(path: string, offset: number): Promise<PartWriter> {
-    return new PartWriter(await open(path, offset > 0 ? 'r+' : 'w'), offset);
-  }
-
-  write(chunk: Buffer): void {
-    if (this.error) throw this.error;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= PartWriter.BATCH) this.flush();
-  }
-
-  get full(): boolean {
-    return this.queuedBytes > PartWriter.MAX_QUEUED;
-  }
-
-  /** Resolves when the oldest batch is written: the reader goes on as soon as there is room, not when all is written. */
-  async drained(): Promise<void> {
-    await this.queue[0]?.written;
-  }
-
-  /** Writes what is left and closes the file; never throws (see `error`). */
-  async close(): Promise<void> {
-    this.flush();
-    await this.queue.at(-1)?.written;
-    await this.file.close().catch((err: unknown) => (this.error ??= err));
-  }
-
-  private flush(): void {
-    if (this.pendingBytes === 0) return;
-    const buffers = this.pending;
-    const bytes = this.pendingBytes;
-    const position = this.position;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.position += bytes;
-    const previous = this.queue.at(-1)?.written ?? Promise.resolve();
-    const batch = {
-      bytes,
-      written: previous.then(async () => {
-        try {
-          if (this.error) return;
-          const { bytesWritten } = await this.file.writev(buffers, position);
-          if (bytesWritten !== bytes) throw new Error(`short write to the partial download (${bytesWritten} of ${bytes} bytes): is the disk full?`);
-        } catch (err) {
-          this.error ??= err;
-        } finally {
-          this.queue.shift();
-          this.queuedBytes -= bytes;
-        }
-      }),
-    };
-    this.queue.push(batch);
-    this.queuedBytes += bytes;
+/** Writes all of `data` at `position`; a short write means the disk is full. */
+function writeAll(file: number, data: Buffer, position: number): void {
+  let written = 0;
+  while (written < data.length) {
+    const n = writeSync(file, data, written, data.length - written, position + written);
+    if (n === 0) throw new Error(`cannot write the partial download at byte ${position + written}: is the disk full?`);
+    written += n;
   }
 }
 
+/** Why a body ended early, without the URL the message is about. */
 function describeBodyError(err: Error): string {
-  if (err instanceof NetworkError) return err.message.replace(/ \(https?:.*\)$/, '');
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET' || err.message === 'aborted') return 'the connection was cut';
-  return err.message;
+  return err.message.replace(/ \(https?:\/\/\S*\)$/, '').replace(/^https?:\/\/\S*: /, '');
 }
 
 /** Removes a partial download and its state file. */

@@ -87,17 +87,20 @@ export class UnpackWhileDownloading {
     private readonly describe: string,
   ) {}
 
-  /** Takes the next bytes of the download; false means wait for drained() before giving more. */
+  /**
+   * Takes the next bytes of the download; false means wait for drained() before giving more. What it keeps it
+   * copies: the download reuses the chunk's memory.
+   */
   write(chunk: Buffer): boolean {
     if (this.failure) throw this.failure;
     if (this.compression === null) return true;
     if (this.compression === undefined) {
-      this.head.push(chunk);
+      this.head.push(Buffer.from(chunk));
       this.headBytes += chunk.length;
       if (this.headBytes < 16) return true;
       return this.decide();
     }
-    return this.input!.write(chunk);
+    return this.input!.write(Buffer.from(chunk));
   }
 
   /** Resolves when the decompressor takes input again; rejects when it failed. */

@@ -29,6 +29,8 @@ export interface ServeOptions {
   /** answer Range requests (default true) */
   ranges?: boolean;
   contentType?: string;
+  /** no Content-Length: the body goes chunked, as from a server that streams */
+  chunked?: boolean;
 }
 
 export interface RequestRecord {
@@ -118,7 +120,7 @@ export async function startHttpServer(): Promise<TestHttpServer> {
       status = 206;
       headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
     }
-    headers['content-length'] = end - start + 1;
+    if (!options.chunked) headers['content-length'] = end - start + 1;
     record.status = status;
     res.writeHead(status, headers);
     void streamBody(res, file, start, end, fault, record);
