@@ -3,14 +3,20 @@ let quiet = false;
 export function setQuiet(q: boolean): void {
   quiet = q;
 }
+
+/** A password in a URL (https://user:password@host/...) is shown as ***, wherever the URL is quoted. */
+export function hidePasswords(text: string): string {
+  return text.replace(/\b(https?:\/\/[^\s/:@]*):[^\s/@]*@/g, '$1:***@');
+}
+
 export const log = {
   info(msg: string): void {
-    if (!quiet) process.stderr.write(`snabbvm: ${msg}\n`);
+    if (!quiet) process.stderr.write(`snabbvm: ${hidePasswords(msg)}\n`);
   },
   warn(msg: string): void {
-    process.stderr.write(`snabbvm: warning: ${msg}\n`);
+    process.stderr.write(`snabbvm: warning: ${hidePasswords(msg)}\n`);
   },
   error(msg: string): void {
-    process.stderr.write(`snabbvm: error: ${msg}\n`);
+    process.stderr.write(`snabbvm: error: ${hidePasswords(msg)}\n`);
   },
 };

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { hidePasswords } from '../log.js';
 import { formatBytes, formatDuration, renderProgressLine } from './progress.js';
 
 test('a plain progress line has bytes, percentage, rate and ETA', () => {
@@ -14,4 +15,11 @@ test('sizes and durations read well', () => {
   assert.equal(formatBytes(512), '512 B');
   assert.equal(formatDuration(200), '3 min 20 s');
   assert.equal(formatDuration(3900), '1 h 5 min');
+});
+
+test('a password in a URL is hidden wherever a message quotes it', () => {
+  assert.equal(hidePasswords('downloading https://mirror:s%40cret@example.com/a.qcow2: 1 MiB'), 'downloading https://mirror:***@example.com/a.qcow2: 1 MiB');
+  assert.equal(hidePasswords('from http://u:p@h:8080/x to http://h/y'), 'from http://u:***@h:8080/x to http://h/y');
+  // no password, or an @ later in the path: unchanged
+  assert.equal(hidePasswords('https://token@example.com/a and https://example.com/a@b'), 'https://token@example.com/a and https://example.com/a@b');
 });

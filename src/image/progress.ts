@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import { log } from '../log.js';
+import { hidePasswords, log } from '../log.js';
 
 /** Reports the progress of a long copy: a bar on a terminal, else a plain line every few seconds. */
 export interface Progress {
@@ -56,7 +56,7 @@ export function startProgress(label: string, total: number | undefined, options:
     const bar = new cliProgress.SingleBar(
       {
         stream,
-        format: `snabbvm: ${label} [{bar}] {percentage}% {done} of {size}, {rate}/s, ETA {eta_formatted}`,
+        format: `snabbvm: ${hidePasswords(label)} [{bar}] {percentage}% {done} of {size}, {rate}/s, ETA {eta_formatted}`,
         barsize: 25,
         hideCursor: true,
         etaBuffer: 50,
