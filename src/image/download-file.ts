@@ -205,13 +205,14 @@ async function download(url: string, partPath: string, options: DownloadOptions,
         if (done === 0 && looksLikeHtml(chunk)) {
           throw new HttpStatusError(`download of ${url} returned an HTML page (HTTP ${status}, ${response.headers['content-type'] ?? 'no content type'}), not an image: a login or error page? check the URL`, status);
         }
-        // hashed and written here, in place (the chunk's memory is reused for the next read); unpacked by another
-        // process
+        // given to the unpacker (another process) first, so it has work while this chunk is hashed and written
+        // here, in place: the chunk's memory is reused for the next read
+        const teeFull = tee && !tee.write(chunk);
         hash.update(chunk);
         writeAll(file, chunk, done);
         done += chunk.length;
         progress.update(done);
-        if (tee && !tee.write(chunk)) return tee.drained();
+        if (teeFull) return tee.drained();
       });
     } catch (err) {
       if (!(err instanceof NetworkError) && !signal?.aborted) throw err;
