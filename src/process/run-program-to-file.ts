@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { ProgramError } from './run-program.js';
@@ -19,6 +19,11 @@ export function runProgramFileToFile(argv: readonly string[], options: { stdinPa
   const child = spawn(argv[0]!, argv.slice(1), { stdio: [stdinFd, stdoutFd, 'pipe'] });
   closeSync(stdinFd);
   closeSync(stdoutFd);
+  return exitOf(child, argv);
+}
+
+/** Resolves when the program exited 0; rejects with a ProgramError holding the tail of its stderr otherwise. */
+function exitOf(child: ChildProcess, argv: readonly string[]): Promise<void> {
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-2000);
@@ -50,18 +55,8 @@ export function startProgramStdinToFile(argv: readonly string[], options: { stdo
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', stdoutFd, 'pipe'] });
   closeSync(stdoutFd);
   child.stdin!.on('error', () => {}); // EPIPE when the program fails early: `done` says why
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => {
-    stderr = (stderr + b.toString()).slice(-2000);
-  });
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new ProgramError(argv, undefined, '', { cause: e })));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new ProgramError(argv, { code, signal }, stderr));
-    });
-  });
+  const done = exitOf(child, argv);
   return {
     stdin: child.stdin!,
     done,
