@@ -28,8 +28,6 @@ export interface TerminalInput {
 interface Terminal {
   splitter: InputSplitter;
   attached: boolean;
-  /** it has answered a query before: it is a real terminal, not a pipe */
-  answers: boolean;
   flushTimer?: NodeJS.Timeout;
 }
 
@@ -41,8 +39,8 @@ interface PendingQuery {
 
 /**
  * Sits between the terminals on a serial console and the guest. Keystrokes go to the guest from whoever types.
- * Each live query of the guest gets exactly one reply: from the terminal that typed last (when it answers
- * queries at all), or else from the first to answer. Other terminals' replies, and replies to no live query (late
+ * Each live query of the guest gets exactly one reply: from the terminal that typed last, or else (it did not
+ * answer within a moment, or nobody typed yet) from the first to answer. Other terminals' replies, and replies to no live query (late
  * ones, or answers to old output replayed on a new terminal), are dropped.
  */
 export class ReplyArbiter {
@@ -66,7 +64,7 @@ export class ReplyArbiter {
 
   /** a new terminal */
   attach(): TerminalInput {
-    const terminal: Terminal = { splitter: new InputSplitter(), attached: true, answers: false };
+    const terminal: Terminal = { splitter: new InputSplitter(), attached: true };
     return {
       write: (input) => this.fromTerminal(terminal, input),
       detach: () => {
@@ -89,9 +87,9 @@ export class ReplyArbiter {
     for (const piece of terminal.splitter.split(input)) {
       if ('keys' in piece) {
         this.sendToGuest(piece.keys);
-        if (terminal.answers) this.answerer = terminal;
+        // the guest should see the size of the terminal in use; if it answers nothing (a pipe), the hold is short
+        this.answerer = terminal;
       } else {
-        terminal.answers = true;
         this.reply(terminal, piece.reply, piece.bytes);
       }
     }
