@@ -182,7 +182,8 @@ describe('web console page', { skip: existsSync(CHROMIUM) ? undefined : `${CHROM
       };
     };
     const status = async () => ({ name: 'ports-vm', state: 'running', uptimeSec: 3725, addresses: ['10.0.0.5'], accel: 'kvm', ports: [port()] }) as unknown as VmStatus;
-    const hub = { subscribe: () => () => {}, write: () => {}, recent: () => Buffer.from('stub console\r\n'), closed: new Promise<void>(() => {}) } as unknown as SerialHub;
+    const attach = (onOutput: (chunk: Buffer) => void) => (onOutput(Buffer.from('stub console\r\n')), { write: () => {}, detach: () => {} });
+    const hub = { attach, closed: new Promise<void>(() => {}) } as unknown as SerialHub;
     const web = await listenWebConsole({ listen: '127.0.0.1', port: 0 });
     web.serve({ hub, status, qmp: {} as QmpClient, vncWebsocket: undefined });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });

@@ -12,9 +12,9 @@ export async function consoleCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
     '--escape <key>',
     "the key that leaves: a control key as ^X, or 'none'",
     '^]',
-  );
+  ).option('--resize', "first type `stty rows R cols C` at the guest's shell prompt, with this terminal's size");
   if (parseSubcommand(program, argv) === 'exit') return ExitCode.Ok;
-  const opts = program.opts<{ name?: string; runDir?: string; escape: string }>();
+  const opts = program.opts<{ name?: string; runDir?: string; escape: string; resize?: boolean }>();
   const escape = parseEscapeKey(opts.escape);
   const vm = locateVm(opts, env);
 
@@ -29,6 +29,13 @@ export async function consoleCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
     stdin.setRawMode(true);
     const leave = escape === undefined ? '' : `; ${describeKey(escape)} leaves`;
     process.stderr.write(`snabbvm: serial console of VM '${vm.name}'${leave}\r\n`);
+  }
+  // A serial line carries no window size. A shell takes it from stty; a getty or a full-screen program asks the
+  // terminal by itself (the hub passes one answer per question).
+  if (opts.resize) {
+    const size = process.stdout.isTTY ? { rows: process.stdout.rows, columns: process.stdout.columns } : undefined;
+    if (size) socket.write(`stty rows ${size.rows} cols ${size.columns}\r`);
+    else process.stderr.write('snabbvm: --resize needs a terminal on stdout; nothing sent\r\n');
   }
 
   return new Promise<ExitCode>((resolve) => {

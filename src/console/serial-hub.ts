@@ -1,6 +1,8 @@
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ReplyArbiter, type TerminalInput } from './reply-arbiter.js';
+import { stripQueries } from './terminal-queries.js';
 
 /** How much recent output the hub keeps for clients that want to show some history (the web console). */
 const RECENT_BYTES = 64 * 1024;
@@ -12,13 +14,18 @@ const REPLAY_BYTES = 8 * 1024;
  * number of clients: everything the guest writes goes to every client, and what any client types goes to the
  * guest (the tmux `vm` window, `snabbvm console`, and the web console all share it).
  *
- * In-process users call subscribe()/write(); other processes connect to the hub's unix socket, a raw byte stream,
- * and first get the last few KiB of output (from a line start), so they don't start on a blank screen.
+ * In-process terminals call attach(); other processes connect to the hub's unix socket, a raw byte stream. Each
+ * terminal first gets the last few KiB of output (from a line start), so it doesn't start on a blank screen, with
+ * the guest's terminal queries taken out: a terminal answers what it is shown, and answers to long-gone queries
+ * would reach the guest as typed text. What terminals send goes through a ReplyArbiter, so each live query gets
+ * one answer however many terminals are attached.
  */
 export interface SerialHub {
   readonly socketPath: string;
   /** calls onOutput with each chunk the guest writes; returns the unsubscribe function */
   subscribe(onOutput: (chunk: Buffer) => void): () => void;
+  /** a terminal in this process: it gets the replay and then every chunk; what it sends goes through the arbiter */
+  attach(onOutput: (chunk: Buffer) => void): TerminalInput;
   /** sends keystrokes to the guest */
   write(input: Buffer | string): void;
   /** the last 64 KiB the guest wrote since the hub connected */
@@ -40,11 +47,13 @@ export async function startSerialHub(qemuSerialSocket: string, hubSocket: string
   const clients = new Set<net.Socket>();
   let recent = Buffer.alloc(0);
   let stopped = false;
+  const arbiter = new ReplyArbiter((bytes) => write(bytes));
 
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
 
   upstream.on('data', (chunk: Buffer) => {
+    arbiter.guestWrote(chunk);
     recent = recent.length + chunk.length > RECENT_BYTES ? Buffer.concat([recent, chunk]).subarray(-RECENT_BYTES) : Buffer.concat([recent, chunk]);
     for (const listener of listeners) listener(chunk);
   });
@@ -54,15 +63,14 @@ export async function startSerialHub(qemuSerialSocket: string, hubSocket: string
   const server = net.createServer((client) => {
     if (stopped) return client.destroy();
     clients.add(client);
-    client.write(replayFor(recent));
-    const unsubscribe = subscribe((chunk) => {
+    const terminal = attach((chunk) => {
       // a client that can't keep up loses output rather than stalling the guest or the other clients
       if (client.writableLength < 1024 * 1024) client.write(chunk);
     });
-    client.on('data', (input: Buffer) => write(input));
+    client.on('data', (input: Buffer) => terminal.write(input));
     client.on('error', () => {});
     client.on('close', () => {
-      unsubscribe();
+      terminal.detach();
       clients.delete(client);
     });
   });
@@ -75,6 +83,18 @@ export async function startSerialHub(qemuSerialSocket: string, hubSocket: string
   function subscribe(onOutput: (chunk: Buffer) => void): () => void {
     listeners.add(onOutput);
     return () => listeners.delete(onOutput);
+  }
+  function attach(onOutput: (chunk: Buffer) => void): TerminalInput {
+    onOutput(stripQueries(replayFor(recent)));
+    const unsubscribe = subscribe(onOutput);
+    const input = arbiter.attach();
+    return {
+      write: (bytes) => input.write(bytes),
+      detach: () => {
+        unsubscribe();
+        input.detach();
+      },
+    };
   }
   function write(input: Buffer | string): void {
     if (!stopped) upstream.write(input);
@@ -99,6 +119,7 @@ export async function startSerialHub(qemuSerialSocket: string, hubSocket: string
   return {
     socketPath: hubSocket,
     subscribe,
+    attach,
     write,
     recent: () => recent,
     get clientCount() {

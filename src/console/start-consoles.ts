@@ -266,12 +266,14 @@ export function guestAddresses(paths: RuntimePaths): string[] {
 /** docker run -i without -t: what the user types (a line at a time) goes to the serial console. */
 function forwardStdin(hub: SerialHub): () => void {
   const stdin = process.stdin;
-  const onData = (data: Buffer) => hub.write(data);
+  const terminal = hub.attach(() => {}); // its output goes to stdout by another way (stream-serial)
+  const onData = (data: Buffer) => terminal.write(data);
   if (stdin.isTTY) stdin.setRawMode(true);
   stdin.on('data', onData);
   stdin.on('error', () => {});
   return () => {
     stdin.off('data', onData);
+    terminal.detach();
     if (stdin.isTTY) stdin.setRawMode(false);
     stdin.destroy();
   };

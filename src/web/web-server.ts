@@ -2,7 +2,7 @@ import { createReadStream, statSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { replayFor, type SerialHub } from '../console/serial-hub.js';
+import type { SerialHub } from '../console/serial-hub.js';
 import type { VmStatus } from '../console/vm-status.js';
 import { hostError } from '../errors.js';
 import { bracketIpv6 } from '../network/bracket-ipv6.js';
@@ -151,12 +151,12 @@ export async function listenWebConsole(options: { listen: string; port: number; 
 
 /** The serial console over a websocket: the last screenful first, then everything live; keystrokes go to the guest. */
 function serveSerial(client: WebSocket, hub: SerialHub): void {
-  client.send(replayFor(hub.recent()));
-  const unsubscribe = hub.subscribe((chunk) => {
+  // xterm.js answers the guest's terminal queries like any terminal: the hub keeps one answer per query
+  const terminal = hub.attach((chunk) => {
     if (client.bufferedAmount < MAX_BUFFERED) client.send(chunk);
   });
-  client.on('message', (data: Buffer) => hub.write(data));
-  client.on('close', unsubscribe);
+  client.on('message', (data: Buffer) => terminal.write(data));
+  client.on('close', () => terminal.detach());
   client.on('error', () => client.terminate());
   void hub.closed.then(() => client.close());
 }

@@ -4,17 +4,23 @@ import { fileURLToPath } from 'node:url';
 /** The repo's root, from dist/test/helpers or test/helpers. */
 export const repoRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 
-let cloudImage: string | undefined;
+const cloudImages = new Map<string, string>();
 /**
  * The Debian cloud image fixture, built by test/fixtures/build-cloud-image.sh on first use and cached outside the
- * repo, keyed by the script's inputs. The first build takes about 90 s.
+ * repo, keyed by the script's inputs. The first build takes about 90 s. Debian 12 by default; `trixie` gives
+ * Debian 13, for claims about a current guest's systemd and cloud-init.
  */
-export function cloudImagePath(): string {
-  cloudImage ??= execFileSync('bash', [`${repoRoot}test/fixtures/build-cloud-image.sh`], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
-  return cloudImage;
+export function cloudImagePath(suite: 'bookworm' | 'trixie' = 'bookworm'): string {
+  let image = cloudImages.get(suite);
+  if (image === undefined) {
+    image = execFileSync('bash', [`${repoRoot}test/fixtures/build-cloud-image.sh`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SNABBVM_FIXTURE_SUITE: suite },
+    }).trim();
+    cloudImages.set(suite, image);
+  }
+  return image;
 }
 
 /** Why the VM tests cannot run here, or undefined when they can. Printed by the skip. */
