@@ -184,7 +184,7 @@ describe('web console page', { skip: existsSync(CHROMIUM) ? undefined : `${CHROM
     const status = async () => ({ name: 'ports-vm', state: 'running', uptimeSec: 3725, addresses: ['10.0.0.5'], accel: 'kvm', ports: [port()] }) as unknown as VmStatus;
     const hub = { subscribe: () => () => {}, write: () => {}, recent: () => Buffer.from('stub console\r\n'), closed: new Promise<void>(() => {}) } as unknown as SerialHub;
     const web = await listenWebConsole({ listen: '127.0.0.1', port: 0 });
-    web.serve({ hub, status, qmp: {} as QmpClient, vncWebsocket: undefined });
+    web.serve({ hub, status, qmp: {} as QmpClient, vncSocket: undefined });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();
