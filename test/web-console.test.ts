@@ -147,6 +147,21 @@ describe('web console', { skip }, () => {
       await page.keyboard.press('Enter');
       await waitUntil(() => terminalShows(/web sum=42/), 60_000, withTerminal("the command's output in the terminal"));
 
+      // --net user: the guest reaches the host's loopback through 10.0.2.2 (QEMU's VNC on 127.0.0.1 answers it), but
+      // there is no websocket VNC there to skip the web password with, and the web console wants the password
+      progress('probing the host loopback from the guest');
+      const [websocketPort, vncPort] = [5700 + display, 5900 + display];
+      await page.keyboard.type(`for p in ${websocketPort} ${vncPort} ${webPort}; do (exec 3<>/dev/tcp/10.0.2.2/$p) 2>/dev/null && echo "probe $p open" || echo "probe $p closed"; done`);
+      await page.keyboard.press('Enter');
+      await page.keyboard.type(`exec 3<>/dev/tcp/10.0.2.2/${webPort}; printf 'GET /api/status HTTP/1.0\\r\\nHost: 10.0.2.2\\r\\n\\r\\n' >&3; head -1 <&3 | tr -d '\\r' | sed 's/^/probe web: /'; exec 3>&-`);
+      await page.keyboard.press('Enter');
+      await waitUntil(() => terminalShows(/probe web: HTTP\S* \d+/), 60_000, withTerminal('the probes from the guest'));
+      assert.match(shown, new RegExp(`probe ${vncPort} open`), 'the guest reaches the host loopback through 10.0.2.2');
+      assert.match(shown, new RegExp(`probe ${websocketPort} closed`), "no websocket VNC on the loopback for the guest to take");
+      assert.match(shown, new RegExp(`probe ${webPort} open`));
+      assert.match(shown, /probe web: HTTP\/1\.1 401 /, 'the web console asks the guest for the password');
+      assert.ok(await page.isVisible('#logout button'), 'a Log out button, since there is a password');
+
       mkdirSync(outputDir, { recursive: true });
       const screenshot = path.join(outputDir, 'web-console.png');
       await page.screenshot({ path: screenshot });
