@@ -161,6 +161,8 @@ describe('web console', { skip }, () => {
       assert.match(shown, new RegExp(`probe ${webPort} open`));
       assert.match(shown, /probe web: HTTP\/1\.1 401 /, 'the web console asks the guest for the password');
       assert.ok(await page.isVisible('#logout button'), 'a Log out button, since there is a password');
+      assert.match(vm.stderr(), new RegExp(`warning: no password on VNC on 127\\.0\\.0\\.1:${vncPort} \\(--vnc-password\\): anyone who reaches them, the guest included`), 'the start-up warning names VNC, open to the guest');
+      assert.doesNotMatch(vm.stderr(), /no password on .*the web console/, 'the web console has one');
 
       mkdirSync(outputDir, { recursive: true });
       const screenshot = path.join(outputDir, 'web-console.png');

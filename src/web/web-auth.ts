@@ -118,7 +118,10 @@ export class GuessLimiter {
       this.tokens -= 1;
       return 'denied';
     });
-    this.queue = turn.finally(() => this.waiting--);
+    this.queue = turn.then(
+      () => this.waiting--,
+      () => this.waiting--,
+    );
     return turn;
   }
 
