@@ -5,6 +5,9 @@
  *   with it, a foreign Origin is still refused;
  * - the browser logs in (a wrong password first), the status shows running, the VNC canvas shows the guest's
  *   console (not blank; a screenshot is kept in test-output/web-console/), typing into the serial terminal logs in;
+ * - from the guest's shell (--net user): the host's loopback answers at 10.0.2.2 (VNC does), but no websocket VNC
+ *   is there to skip the password with, and the web console answers the guest 401; the start-up warning says VNC
+ *   on 127.0.0.1 has no password and the guest reaches it;
  * - the Shut down button powers the guest off over ACPI, and the launcher exits 0.
  * A second, VM-less test renders Snabb ports in the browser: their counters and packet-rate graphs.
  */
