@@ -20,6 +20,8 @@ export function runtimePaths(runDir: string) {
     tmuxSocket: at('tmux.sock'),
     /** the VNC password, mode 0600, read by QEMU as a secret object */
     vncPasswordFile: at('vnc-password'),
+    /** QEMU's second VNC display, which only the web console's relay connects to */
+    vncWebSocket: at('vnc-web.sock'),
     /** everything the guest wrote to its serial console */
     serialLog: at('serial.log'),
     qemuLog: at('qemu.log'),

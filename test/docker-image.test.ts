@@ -230,7 +230,7 @@ describe('the Docker image, as users run it', { skip }, () => {
     assert.equal(vnc, 'RFB 003.008\n', `VNC at ${ip}:5901`);
     console.log(`# at the container's IP ${ip}: :22 -> ${JSON.stringify(ssh)}, :5901 -> ${JSON.stringify(vnc)}`);
 
-    // the web console, served from the image: the page, its libraries, and the screen through QEMU's websocket VNC
+    // the web console, served from the image: the page, its libraries, and the screen through the relay to QEMU's VNC on a unix socket
     const page = await fetch(`http://${ip}:8006/`);
     assert.equal(page.status, 200, `the web console at ${ip}:8006`);
     assert.match(await page.text(), /src="\/app.js"/);

@@ -5,6 +5,9 @@
  *   with it, a foreign Origin is still refused;
  * - the browser logs in (a wrong password first), the status shows running, the VNC canvas shows the guest's
  *   console (not blank; a screenshot is kept in test-output/web-console/), typing into the serial terminal logs in;
+ * - from the guest's shell (--net user): the host's loopback answers at 10.0.2.2 (VNC does), but no websocket VNC
+ *   is there to skip the password with, and the web console answers the guest 401; the start-up warning says VNC
+ *   on 127.0.0.1 has no password and the guest reaches it;
  * - the Shut down button powers the guest off over ACPI, and the launcher exits 0.
  * A second, VM-less test renders Snabb ports in the browser: their counters and packet-rate graphs.
  */
@@ -147,6 +150,23 @@ describe('web console', { skip }, () => {
       await page.keyboard.press('Enter');
       await waitUntil(() => terminalShows(/web sum=42/), 60_000, withTerminal("the command's output in the terminal"));
 
+      // --net user: the guest reaches the host's loopback through 10.0.2.2 (QEMU's VNC on 127.0.0.1 answers it), but
+      // there is no websocket VNC there to skip the web password with, and the web console wants the password
+      progress('probing the host loopback from the guest');
+      const [websocketPort, vncPort] = [5700 + display, 5900 + display];
+      await page.keyboard.type(`for p in ${websocketPort} ${vncPort} ${webPort}; do (exec 3<>/dev/tcp/10.0.2.2/$p) 2>/dev/null && echo "probe $p open" || echo "probe $p closed"; done`);
+      await page.keyboard.press('Enter');
+      await page.keyboard.type(`exec 3<>/dev/tcp/10.0.2.2/${webPort}; printf 'GET /api/status HTTP/1.0\\r\\nHost: 10.0.2.2\\r\\n\\r\\n' >&3; head -1 <&3 | tr -d '\\r' | sed 's/^/probe web: /'; exec 3>&-`);
+      await page.keyboard.press('Enter');
+      await waitUntil(() => terminalShows(/probe web: HTTP\S* \d+/), 60_000, withTerminal('the probes from the guest'));
+      assert.match(shown, new RegExp(`probe ${vncPort} open`), 'the guest reaches the host loopback through 10.0.2.2');
+      assert.match(shown, new RegExp(`probe ${websocketPort} closed`), "no websocket VNC on the loopback for the guest to take");
+      assert.match(shown, new RegExp(`probe ${webPort} open`));
+      assert.match(shown, /probe web: HTTP\/1\.1 401 /, 'the web console asks the guest for the password');
+      assert.ok(await page.isVisible('#logout button'), 'a Log out button, since there is a password');
+      assert.match(vm.stderr(), new RegExp(`warning: no password on VNC on 127\\.0\\.0\\.1:${vncPort} \\(--vnc-password\\): anyone who reaches them, the guest included`), 'the start-up warning names VNC, open to the guest');
+      assert.doesNotMatch(vm.stderr(), /no password on .*the web console/, 'the web console has one');
+
       mkdirSync(outputDir, { recursive: true });
       const screenshot = path.join(outputDir, 'web-console.png');
       await page.screenshot({ path: screenshot });
@@ -185,7 +205,7 @@ describe('web console page', { skip: existsSync(CHROMIUM) ? undefined : `${CHROM
     const attach = (onOutput: (chunk: Buffer) => void) => (onOutput(Buffer.from('stub console\r\n')), { write: () => {}, detach: () => {} });
     const hub = { attach, closed: new Promise<void>(() => {}) } as unknown as SerialHub;
     const web = await listenWebConsole({ listen: '127.0.0.1', port: 0 });
-    web.serve({ hub, status, qmp: {} as QmpClient, vncWebsocket: undefined });
+    web.serve({ hub, status, qmp: {} as QmpClient, vncSocket: undefined });
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     try {
       const page = await browser.newPage();

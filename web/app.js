@@ -78,6 +78,7 @@ function showStatus(status) {
   $('vm-uptime').textContent = formatUptime(status.uptimeSec);
   $('vm-addresses').textContent = status.addresses.length ? status.addresses.join(' ') : '–';
   $('vm-accel').textContent = status.accel ?? '–';
+  $('logout').hidden = !status.login;
   if (status.screen && !rfb) connectScreen();
   if (!status.screen) $('screen-note').textContent = 'VNC is off (--vnc none), so there is no screen to show';
   showPorts(status.ports);

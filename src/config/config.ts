@@ -42,6 +42,8 @@ export interface VmConfig {
   /** where the web console listens (by default where VNC does) */
   webListen: string;
   webPassword?: string;
+  /** more host names the web console answers to (--web-host), besides addresses and localhost */
+  webHosts: string[];
   console: ConsoleMode;
   quiet: boolean;
   qemuBinary: string;

@@ -135,6 +135,10 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   let webPort: number | undefined = 8006;
   if (raw.web !== undefined) webPort = raw.web === 'none' ? undefined : integer('--web', raw.web, 8006, 1, 65535);
   if (raw.webPassword !== undefined && raw.webPassword.length === 0) usage('--web-password must not be empty; leave it out to run the web console without a password');
+  const webHosts = (raw.webHost ?? []).map((h) => h.toLowerCase());
+  for (const h of webHosts) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,62}\.?)*$/.test(h) || h.length > 253) usage(`--web-host '${h}' is not a host name; give the name as the browser's address bar shows it, without scheme or port, such as vm1.example.com`);
+  }
 
   const config: VmConfig = {
     name,
@@ -158,6 +162,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     force: raw.force ?? false,
     vncListen: raw.vncListen ?? '0.0.0.0',
     webListen: raw.webListen ?? raw.vncListen ?? '0.0.0.0',
+    webHosts,
     console: oneOf<ConsoleMode>('--console', raw.console, ['auto', 'tmux', 'stdio', 'none'], 'auto'),
     quiet: raw.quiet ?? false,
     qemuBinary: raw.qemu ?? 'qemu-system-x86_64',

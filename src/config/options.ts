@@ -14,7 +14,7 @@ export interface OptionSpec {
   readonly defaultText?: string;
   /** may be given more than once; in the environment the values are split on `envSeparator` */
   readonly repeatable?: boolean;
-  readonly envSeparator?: string;
+  readonly envSeparator?: string | RegExp;
   /** a flag without a value (`--persist`); its env var takes 1/0, true/false, yes/no */
   readonly boolean?: boolean;
   /** hidden from --help: for tests and for running outside a container */
@@ -53,6 +53,7 @@ export interface RawOptions {
   web?: string;
   webListen?: string;
   webPassword?: string;
+  webHost?: string[];
   console?: string;
   quiet?: boolean;
   qemu?: string;
@@ -92,6 +93,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--web <port|none>', key: 'web', env: 'SNABBVM_WEB', description: 'web console port, or none', defaultText: '8006' },
   { flags: '--web-listen <addr>', key: 'webListen', env: 'SNABBVM_WEB_LISTEN', description: 'web console listen address', defaultText: 'the VNC listen address' },
   { flags: '--web-password <password>', key: 'webPassword', env: 'SNABBVM_WEB_PASSWORD', description: 'require this password for the web console' },
+  { flags: '--web-host <name>', key: 'webHost', env: 'SNABBVM_WEB_HOST', repeatable: true, envSeparator: /[\s,]+/, description: 'another name the web console answers to, such as a reverse proxy\'s (repeatable; the environment takes a list)' },
   { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
   { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary', defaultText: 'qemu-system-x86_64', hidden: true },

@@ -30,8 +30,8 @@ export const VNC_PASSWORD_MAX = 8;
 export async function planVnc(config: VmConfig, paths: RuntimePaths): Promise<VncPlan | undefined> {
   if (config.vncDisplay === undefined) return undefined;
   const plan: VncPlan = { listen: bracketIpv6(config.vncListen), display: config.vncDisplay };
-  const websocket = vncWebsocketAddress(config);
-  if (websocket !== undefined) plan.websocket = websocket;
+  const webSocket = vncWebSocket(config, paths);
+  if (webSocket !== undefined) plan.webSocket = webSocket;
   if (config.vncPassword !== undefined) {
     await writeFile(paths.vncPasswordFile, config.vncPassword, { mode: 0o600 });
     plan.passwordFile = paths.vncPasswordFile;
@@ -40,12 +40,36 @@ export async function planVnc(config: VmConfig, paths: RuntimePaths): Promise<Vn
 }
 
 /**
- * QEMU's websocket VNC, for the web console only: on loopback (the web console relays it, with its password and
- * Origin checks), at QEMU's usual 5700 + display.
+ * The web console's screen: a VNC display of QEMU's on a unix socket in the run folder, which the web console
+ * relays with its password and Origin checks. Not QEMU's websocket VNC on loopback: in --net user the guest
+ * reaches the host's loopback through 10.0.2.2, and would get the screen and keyboard without the password.
  */
-export function vncWebsocketAddress(config: VmConfig): string | undefined {
+export function vncWebSocket(config: VmConfig, paths: RuntimePaths): string | undefined {
   if (config.vncDisplay === undefined || config.webPort === undefined) return undefined;
-  return `127.0.0.1:${5700 + config.vncDisplay}`;
+  return paths.vncWebSocket;
+}
+
+/**
+ * One line naming each console that anyone beyond this host's loopback can reach without a password (in --net
+ * user the guest too reaches the loopback, through 10.0.2.2), or undefined when there is none.
+ */
+export function openConsolesWarning(config: VmConfig): string | undefined {
+  const open: string[] = [];
+  const exposed = (listen: string) => config.net === 'user' || !isLoopback(listen);
+  if (config.vncDisplay !== undefined && config.vncPassword === undefined && exposed(config.vncListen)) {
+    open.push(`VNC on ${bracketIpv6(config.vncListen)}:${5900 + config.vncDisplay} (--vnc-password)`);
+  }
+  if (config.webPort !== undefined && config.webPassword === undefined && exposed(config.webListen)) {
+    open.push(`the web console on ${bracketIpv6(config.webListen)}:${config.webPort} (--web-password)`);
+  }
+  if (open.length === 0) return undefined;
+  const who = config.net === 'user' ? 'anyone who reaches them, the guest included (10.0.2.2 is the loopback),' : 'anyone who reaches them';
+  return `no password on ${open.join(' and ')}: ${who} gets the VM's screen and keyboard; set the password, or listen on 127.0.0.1 (docs/security.md)`;
+}
+
+function isLoopback(listen: string): boolean {
+  const address = listen.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return address === 'localhost' || address === '::1' || /^127\./.test(address);
 }
 
 /** What the launcher does with its own terminal and stdio. */
@@ -89,13 +113,15 @@ export async function startConsoles(config: VmConfig, paths: RuntimePaths, clean
   if (wantsTmux && !tmuxInstalled) log.warn('tmux is not installed: the serial console goes to this terminal instead (--console stdio)');
   const layout = planConsoleLayout(config.console, terminal, tmuxInstalled);
   layouts.set(paths, layout);
+  const warning = openConsolesWarning(config);
+  if (warning !== undefined) log.warn(warning);
   if (layout.streamSerial) {
     const serial = startSerialStream(paths.serialLog, process.stdout);
     cleanup.defer('stop serial stream', () => serial.stop());
   }
   if (config.webPort !== undefined) {
     // bound now, so a port in use fails the run before QEMU starts
-    const web = await listenWebConsole({ listen: config.webListen, port: config.webPort, password: config.webPassword });
+    const web = await listenWebConsole({ listen: config.webListen, port: config.webPort, password: config.webPassword, name: config.name, hosts: config.webHosts });
     cleanup.defer('stop web console', () => web.stop());
     webConsoles.set(paths, web);
     log.info(`web console on ${web.url}${config.webPassword === undefined ? '' : ' (password required)'}`);
@@ -165,7 +191,7 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
     const stopForwarding = forwardStdin(hub);
     cleanup.defer('stop reading stdin', stopForwarding);
   }
-  webConsoles.get(paths)?.serve({ hub, status: services.status, qmp: qemu.qmp, vncWebsocket: vncWebsocketAddress(config) });
+  webConsoles.get(paths)?.serve({ hub, status: services.status, qmp: qemu.qmp, vncSocket: vncWebSocket(config, paths) });
   if (layout.tmux) await ensureTmux();
   if (layout.attachTerminal) {
     const attach = startTerminalAttach({

@@ -87,8 +87,9 @@ test('shared guest memory for vhost-user: hugetlbfs bound to a NUMA node, or mem
   assert.deepEqual(valuesOf(memfd, '-object'), ['memory-backend-memfd,id=mem0,size=1024M,share=on']);
 });
 
-test('VNC: display, websocket, and a password only through a secret file', () => {
-  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1, websocket: '127.0.0.1:5701', passwordFile: '/run/snabbvm/vm1/vnc.pw' } });
-  assert.deepEqual(valuesOf(argv, '-vnc'), ['0.0.0.0:1,websocket=127.0.0.1:5701,password-secret=vncpass']);
+test("VNC: display, the web console's display on a unix socket (nothing on TCP beyond the display), and a password only through a secret file", () => {
+  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1, webSocket: '/run/snabbvm/vm1/vnc-web.sock', passwordFile: '/run/snabbvm/vm1/vnc.pw' } });
+  assert.deepEqual(valuesOf(argv, '-vnc'), ['0.0.0.0:1,password-secret=vncpass', 'unix:/run/snabbvm/vm1/vnc-web.sock,id=web,password-secret=vncpass']);
+  assert.doesNotMatch(argv.join(' '), /websocket/, 'no websocket on a TCP port the guest could reach');
   assert.deepEqual(valuesOf(argv, '-object'), ['secret,id=vncpass,file=/run/snabbvm/vm1/vnc.pw']);
 });

@@ -93,11 +93,12 @@ function displayArgs(plan: QemuPlan): string[] {
   if (plan.vnc === undefined) return ['-display', 'none'];
   const v = plan.vnc;
   const args = ['-vga', 'std', '-display', 'none'];
-  let vnc = `${v.listen}:${v.display}`;
-  if (v.websocket !== undefined) vnc += `,websocket=${v.websocket}`;
+  let password = '';
   if (v.passwordFile !== undefined) {
     args.push('-object', `secret,id=vncpass,file=${v.passwordFile}`);
-    vnc += ',password-secret=vncpass';
+    password = ',password-secret=vncpass';
   }
-  return [...args, '-vnc', vnc];
+  args.push('-vnc', `${v.listen}:${v.display}${password}`);
+  if (v.webSocket !== undefined) args.push('-vnc', `unix:${v.webSocket},id=web${password}`);
+  return args;
 }

@@ -41,6 +41,9 @@ export interface VncPlan {
   display: number;
   /** a file holding the password, read by QEMU as a secret, so it never shows on the command line */
   passwordFile?: string;
-  /** also serve VNC over a websocket (for the web console) at this host:port */
-  websocket?: string;
+  /**
+   * a second VNC display on this unix socket, for the web console's relay (never QEMU's websocket on loopback:
+   * in --net user the guest reaches the host's loopback through 10.0.2.2)
+   */
+  webSocket?: string;
 }

@@ -1,5 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { SerialHub } from '../console/serial-hub.js';
@@ -8,7 +9,7 @@ import { hostError } from '../errors.js';
 import { bracketIpv6 } from '../network/bracket-ipv6.js';
 import type { QmpClient } from '../qemu/qmp-client.js';
 import { resolveAsset } from './web-assets.js';
-import { originAllowed, WebAuth } from './web-auth.js';
+import { GuessLimiter, HostCheck, originAllowed, sessionCookieName, WebAuth, type Verdict } from './web-auth.js';
 import { loginPage } from './login-page.js';
 
 /** What the web console drives, available once QEMU runs. */
@@ -16,8 +17,8 @@ export interface WebConsoleServices {
   hub: SerialHub;
   status(): Promise<VmStatus>;
   qmp: QmpClient;
-  /** QEMU's own websocket VNC (host:port on loopback), or undefined with --vnc none */
-  vncWebsocket: string | undefined;
+  /** the unix socket of QEMU's VNC display for the web console, or undefined with --vnc none */
+  vncSocket: string | undefined;
 }
 
 export interface WebConsole {
@@ -30,6 +31,8 @@ export interface WebConsole {
 
 /** A slow consumer loses serial output rather than holding up the guest (as the hub does for its own clients). */
 const MAX_BUFFERED = 1024 * 1024;
+/** The VNC relay stops reading from one side while this much waits to be written to the other. */
+export const VNC_HIGH_WATER = 1024 * 1024;
 
 const POWER_ACTIONS: Record<string, (qmp: QmpClient) => Promise<unknown>> = {
   shutdown: (qmp) => qmp.execute('system_powerdown'),
@@ -38,13 +41,33 @@ const POWER_ACTIONS: Record<string, (qmp: QmpClient) => Promise<unknown>> = {
     qmp.execute('send-key', { keys: ['ctrl', 'alt', 'delete'].map((data) => ({ type: 'qcode', data })) }),
 };
 
+export interface WebConsoleOptions {
+  listen: string;
+  port: number;
+  password?: string | undefined;
+  /** the VM's name, for the session cookie's name */
+  name?: string;
+  /** more names the server answers to (--web-host), such as a reverse proxy's */
+  hosts?: readonly string[];
+  /** tests: a tighter or looser limit on password guesses */
+  guessLimit?: GuessLimiter['options'];
+  /** tests: where a URL path's file is */
+  resolveAsset?: typeof resolveAsset;
+}
+
 /**
- * The web console: one page (web/index.html) with the VM's screen (noVNC on QEMU's websocket VNC, relayed so the
- * password and Origin checks apply to it), the serial console (xterm.js on the serial hub), live status and
- * power buttons. Binds its port at once, before QEMU starts, so a port in use fails the run early.
+ * The web console: one page (web/index.html) with the VM's screen (noVNC on a VNC display of QEMU's on a unix
+ * socket, relayed so the password and Origin checks apply to it), the serial console (xterm.js on the serial hub),
+ * live status and power buttons. Binds its port at once, before QEMU starts, so a port in use fails the run early.
  */
-export async function listenWebConsole(options: { listen: string; port: number; password?: string | undefined }): Promise<WebConsole> {
-  const auth = new WebAuth(options.password);
+export async function listenWebConsole(options: WebConsoleOptions): Promise<WebConsole> {
+  const hosts = options.hosts ?? [];
+  const hostCheck = new HostCheck(options.listen, hosts);
+  const limiter = options.guessLimit ? new GuessLimiter(options.guessLimit) : undefined;
+  // made once the port is bound: the cookie's name holds it (port 0 asks for any)
+  let auth!: WebAuth;
+  const findAsset = options.resolveAsset ?? resolveAsset;
+  const sameOrigin = (req: IncomingMessage) => originAllowed(req, hosts);
   let services: WebConsoleServices | undefined;
   const sockets = new WebSocketServer({ noServer: true });
 
@@ -58,20 +81,25 @@ export async function listenWebConsole(options: { listen: string; port: number; 
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const host = hostCheck.check(req);
+    if (!host.ok) return send(res, 421, 'text/plain', `${unknownHostMessage(host.name)}\n`);
     if (url.pathname === '/login') return login(req, res);
-    if (!auth.isAuthorized(req)) {
+    if (url.pathname === '/logout') return logout(req, res);
+    const verdict = await auth.authorize(req);
+    if (verdict === 'busy') return tooManyGuesses(res);
+    if (verdict === 'denied') {
       if (req.method === 'GET' && url.pathname === '/') return send(res, 401, 'text/html', loginPage(false));
       return send(res, 401, 'text/plain', 'log in first: this web console needs its password (--web-password)\n');
     }
     if (url.pathname === '/api/status' && req.method === 'GET') {
       if (!services) return send(res, 503, 'text/plain', 'the VM is starting\n');
-      const status = { ...(await services.status()), screen: services.vncWebsocket !== undefined };
+      const status = { ...(await services.status()), screen: services.vncSocket !== undefined, login: auth.required };
       return send(res, 200, 'application/json', JSON.stringify(status));
     }
     const power = /^\/api\/power\/([a-z-]+)$/.exec(url.pathname)?.[1];
     if (power !== undefined) {
       if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n');
-      if (!originAllowed(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
+      if (!sameOrigin(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
       const action = Object.hasOwn(POWER_ACTIONS, power) ? POWER_ACTIONS[power] : undefined;
       if (!action) return send(res, 404, 'text/plain', `no such action: ${power}\n`);
       if (!services) return send(res, 503, 'text/plain', 'the VM is starting\n');
@@ -79,7 +107,7 @@ export async function listenWebConsole(options: { listen: string; port: number; 
       return send(res, 200, 'application/json', JSON.stringify({ done: power }));
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
-    const file = resolveAsset(url.pathname);
+    const file = findAsset(url.pathname);
     if (file === undefined) return send(res, 404, 'text/plain', 'not found\n');
     let size: number;
     try {
@@ -89,7 +117,10 @@ export async function listenWebConsole(options: { listen: string; port: number; 
     }
     res.writeHead(200, { 'content-type': file.type, 'content-length': size, 'cache-control': 'no-cache' });
     if (req.method === 'HEAD') return void res.end();
-    createReadStream(file.path).pipe(res);
+    // a read error (the file gone or unreadable since the stat) ends this response, not the launcher
+    createReadStream(file.path)
+      .on('error', () => res.destroy())
+      .pipe(res);
   }
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -98,32 +129,47 @@ export async function listenWebConsole(options: { listen: string; port: number; 
       return void res.end();
     }
     if (req.method !== 'POST') return send(res, 200, 'text/html', loginPage(false));
-    if (!originAllowed(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
+    if (!sameOrigin(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
     const form = new URLSearchParams(await readBody(req, 4096));
-    if (!auth.passwordMatches(form.get('password') ?? '')) {
-      await new Promise((resolve) => setTimeout(resolve, 500)); // slows guessing down
-      return send(res, 401, 'text/html', loginPage(true));
-    }
-    res.writeHead(303, { location: '/', 'set-cookie': auth.sessionCookie() });
+    const verdict = await auth.checkPassword(form.get('password') ?? '');
+    if (verdict === 'busy') return tooManyGuesses(res);
+    if (verdict === 'denied') return send(res, 401, 'text/html', loginPage(true));
+    res.writeHead(303, { location: '/', 'set-cookie': auth.newSession() });
+    res.end();
+  }
+
+  /** POST /logout: the session ends here and in the browser */
+  function logout(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') return send(res, 405, 'text/plain', 'use POST\n');
+    if (!sameOrigin(req)) return send(res, 403, 'text/plain', 'cross-origin request refused\n');
+    res.writeHead(303, { location: '/', 'set-cookie': auth.endSession(req) });
     res.end();
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy()); // a client gone mid-handshake must not crash the launcher
+    upgrade(req, socket, head).catch(() => socket.destroy());
+  });
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const refuse = (status: string) => {
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const refuse = (status: string, body = '') => {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     };
+    const host = hostCheck.check(req);
+    if (!host.ok) return refuse('421 Misdirected Request', `${unknownHostMessage(host.name)}\n`);
     if (path !== '/ws/serial' && path !== '/ws/vnc') return refuse('404 Not Found');
-    if (!originAllowed(req)) return refuse('403 Forbidden');
-    if (!auth.isAuthorized(req)) return refuse('401 Unauthorized');
+    if (!sameOrigin(req)) return refuse('403 Forbidden');
+    const verdict: Verdict = await auth.authorize(req);
+    if (verdict === 'busy') return refuse('429 Too Many Requests');
+    if (verdict === 'denied') return refuse('401 Unauthorized');
     const ready = services;
-    if (!ready || (path === '/ws/vnc' && ready.vncWebsocket === undefined)) return refuse('503 Service Unavailable');
+    if (!ready || (path === '/ws/vnc' && ready.vncSocket === undefined)) return refuse('503 Service Unavailable');
     sockets.handleUpgrade(req, socket, head, (client) => {
       if (path === '/ws/serial') serveSerial(client, ready.hub);
-      else relayVnc(client, ready.vncWebsocket!);
+      else relayVnc(client, ready.vncSocket!);
     });
-  });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -134,6 +180,7 @@ export async function listenWebConsole(options: { listen: string; port: number; 
     server.listen(options.port, options.listen.replace(/^\[(.*)\]$/, '$1'), () => resolve()); // [::1] as VNC takes it
   });
   const port = (server.address() as { port: number }).port; // the one bound, when port 0 asked for any
+  auth = new WebAuth(options.password, sessionCookieName(options.name ?? 'snabbvm', port), limiter ? { limiter } : {});
 
   return {
     url: `http://${bracketIpv6(options.listen)}:${port}/`,
@@ -161,26 +208,43 @@ function serveSerial(client: WebSocket, hub: SerialHub): void {
   void hub.closed.then(() => client.close());
 }
 
-/** noVNC ↔ QEMU's websocket VNC, frame for frame. QEMU listens on loopback only; this relay is the way in. */
-function relayVnc(client: WebSocket, qemuWebsocket: string): void {
-  const upstream = new WebSocket(`ws://${qemuWebsocket}/`, 'binary');
-  const early: Buffer[] = [];
+/**
+ * noVNC's websocket ↔ QEMU's VNC on a unix socket (RFB bytes both ways). A unix socket, not QEMU's websocket on
+ * loopback: in --net user the guest reaches the host's loopback through 10.0.2.2, and would skip the password.
+ * Each side stops being read while the other has VNC_HIGH_WATER bytes waiting, so a slow browser or a slow QEMU
+ * holds up its peer instead of growing the launcher's memory.
+ */
+function relayVnc(client: WebSocket, vncSocket: string): void {
+  const upstream = net.connect(vncSocket);
+  // websocket -> QEMU: net.Socket buffers until connected; pause the client while that buffer is full
   client.on('message', (data: Buffer) => {
-    if (upstream.readyState === WebSocket.OPEN) upstream.send(data);
-    else early.push(data);
+    if (!upstream.write(data)) client.pause();
   });
-  upstream.on('open', () => {
-    for (const data of early.splice(0)) upstream.send(data);
+  upstream.on('drain', () => client.resume());
+  // QEMU -> websocket: pause the socket while the websocket has too much unsent, until a send completes
+  upstream.on('data', (data: Buffer) => {
+    client.send(data, () => {
+      if (upstream.isPaused() && client.bufferedAmount < VNC_HIGH_WATER) upstream.resume();
+    });
+    if (client.bufferedAmount >= VNC_HIGH_WATER) upstream.pause();
   });
-  upstream.on('message', (data: Buffer) => client.send(data));
   const closeBoth = () => {
     client.close();
-    upstream.close();
+    upstream.destroy();
   };
   client.on('close', closeBoth);
   upstream.on('close', closeBoth);
   client.on('error', () => client.terminate());
   upstream.on('error', () => client.close(1011, 'QEMU VNC is not reachable'));
+}
+
+function unknownHostMessage(host: string): string {
+  return `this web console does not answer to the name '${host}' (a guard against DNS rebinding); use its address or localhost, or start it with --web-host NAME (SNABBVM_WEB_HOST) for a name of yours, such as a reverse proxy's`;
+}
+
+function tooManyGuesses(res: ServerResponse): void {
+  res.setHeader('retry-after', '5');
+  send(res, 429, 'text/plain', 'too many password attempts at once; try again in a few seconds\n');
 }
 
 function setSecurityHeaders(res: ServerResponse): void {
