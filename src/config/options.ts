@@ -56,6 +56,7 @@ export interface RawOptions {
   console?: string;
   quiet?: boolean;
   qemu?: string;
+  kvmDevice?: string;
   snabb?: string;
   sysfsRoot?: string;
   hugepagesDir?: string;
@@ -94,7 +95,8 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--web-password <password>', key: 'webPassword', env: 'SNABBVM_WEB_PASSWORD', description: 'require this password for the web console' },
   { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
-  { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary', defaultText: 'qemu-system-x86_64', hidden: true },
+  { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary (for testing and advanced use)', defaultText: 'qemu-system-x86_64' },
+  { flags: '--kvm-device <path>', key: 'kvmDevice', env: 'SNABBVM_KVM_DEVICE', description: 'the KVM device the launcher checks before its KVM probe (tests)', defaultText: '/dev/kvm', hidden: true },
   { flags: '--snabb <path>', key: 'snabb', env: 'SNABBVM_SNABB', description: 'Snabb binary', defaultText: 'snabb', hidden: true },
   { flags: '--sysfs-root <dir>', key: 'sysfsRoot', env: 'SNABBVM_SYSFS_ROOT', description: 'root of sysfs (tests)', defaultText: '/sys', hidden: true },
   { flags: '--hugepages-dir <dir>', key: 'hugepagesDir', env: 'SNABBVM_HUGEPAGES_DIR', description: 'hugetlbfs mount for guest memory', defaultText: '/dev/hugepages', hidden: true },
