@@ -67,7 +67,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '-c, --cpus <n>', key: 'cpus', env: 'SNABBVM_CPUS', description: 'virtual CPUs', defaultText: '1' },
   { flags: '-m, --memory <size>', key: 'memory', env: 'SNABBVM_MEMORY', description: 'guest memory: MB, or with a unit (2G)', defaultText: '1024' },
   { flags: '--name <name>', key: 'name', env: 'SNABBVM_NAME', description: 'VM name: tmux session, MACs, runtime folder (env NAME also works)', defaultText: 'snabbvm' },
-  { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if usable, else TCG with a warning)', defaultText: 'auto' },
+  { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if a test guest runs under it, else TCG with a warning)', defaultText: 'auto' },
   { flags: '--disk-size <size>', key: 'diskSize', env: 'SNABBVM_DISK_SIZE', description: "grow the VM's disk to this size (never shrinks); blank disk size for an ISO", defaultText: '10G for an ISO' },
   { flags: '--stop-timeout <seconds>', key: 'stopTimeout', env: 'SNABBVM_STOP_TIMEOUT', description: 'how long to wait for the guest to power off after SIGTERM before forcing it', defaultText: '60' },
   { flags: '--cache-dir <dir>', key: 'cacheDir', env: 'SNABBVM_CACHE_DIR', description: 'downloaded and unpacked images', defaultText: '/var/cache/snabbvm' },
