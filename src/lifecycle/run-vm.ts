@@ -11,7 +11,7 @@ import { log } from '../log.js';
 import { runtimePaths, type RuntimePaths } from '../paths.js';
 import { ProgramError } from '../process/run-program.js';
 import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
-import { chooseAccel, describeQemuFailure, fallbackWarning } from '../qemu/probe-accel.js';
+import { chooseAccel, describeQemuFailure, fallbackWarning, looksLikeKvmFailure } from '../qemu/probe-accel.js';
 import type { QemuPlan } from '../qemu/qemu-plan.js';
 import { startQemu, type StartedQemu, type VmEnd } from '../qemu/start-qemu.js';
 import { diskStamp, watchKvmStart, type KvmStartOutcome } from '../qemu/watch-kvm-start.js';
@@ -161,7 +161,8 @@ async function startQemuWatched(
     started = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
   } catch (err) {
     // QEMU that died under KVM before it even served QMP (an abort at vCPU setup)
-    if (!watch || !(err instanceof ProgramError) || err.exit === undefined || diskStamp(plan.disk) !== files.diskBefore) throw err;
+    if (!watch || !(err instanceof ProgramError) || err.exit === undefined) throw err;
+    if (!looksLikeKvmFailure(err.exit, err.stderrTail) || diskStamp(plan.disk) !== files.diskBefore) throw err;
     reason = `under KVM, ${describeQemuFailure(err.exit, err.stderrTail)}`;
   }
   if (started !== undefined) {

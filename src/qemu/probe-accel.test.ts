@@ -11,6 +11,7 @@ import {
   chooseAccel,
   describeQemuFailure,
   guestLooksStuck,
+  looksLikeKvmFailure,
   parseRip,
   probeGuestCode,
   probeKvm,
@@ -95,6 +96,10 @@ test("QEMU's reason in one line: its last two stderr lines, without its name, an
     'Could not access KVM kernel module: No such file or directory; failed to initialize kvm: No such file or directory (QEMU exited with code 1)',
   );
   assert.equal(describeQemuFailure({ code: null, signal: 'SIGABRT' }, ''), 'QEMU was killed by SIGABRT');
+  // a death under KVM that TCG would repeat is not a reason to fall back
+  assert.equal(looksLikeKvmFailure({ code: null, signal: 'SIGABRT' }, MSR_ASSERTION), true);
+  assert.equal(looksLikeKvmFailure({ code: 1, signal: null }, 'error: kvm run failed Invalid argument'), true);
+  assert.equal(looksLikeKvmFailure({ code: 1, signal: null }, "qemu-system-x86_64: -drive file=x: Could not open 'x': No such file or directory"), false);
 });
 
 test('stall detection: no new serial output and the same RIP, also after firmware output', () => {

@@ -120,6 +120,14 @@ export function describeQemuFailure(exit: { code: number | null; signal: NodeJS.
   return lines.length ? `${lines.slice(-2).join('; ')} (${how})` : how;
 }
 
+/**
+ * Whether QEMU's death under KVM looks like KVM's doing (a signal such as the MSR assertion's SIGABRT, or a
+ * message about KVM), not like a mistake that TCG would repeat (a bad argument, a missing file).
+ */
+export function looksLikeKvmFailure(exit: { code: number | null; signal: NodeJS.Signals | null }, stderr: string): boolean {
+  return exit.signal !== null || /kvm/i.test(stderr);
+}
+
 /** One look at the guest: the first vCPU's instruction pointer ('no answer' if it did not answer) and the serial log's size. */
 export interface ProgressSample {
   rip: string | undefined;

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeQemuFailure, guestLooksStuck, parseRip, serialShowsOs, type ProgressSample } from './probe-accel.js';
+import { describeQemuFailure, guestLooksStuck, looksLikeKvmFailure, parseRip, serialShowsOs, type ProgressSample } from './probe-accel.js';
 import type { StartedQemu } from './start-qemu.js';
 
 /** How a guest's first seconds under KVM went. */
@@ -36,8 +36,8 @@ export function diskStamp(disk: string): string {
 /**
  * Watches a guest's first seconds under KVM, until it reaches its OS or writes its disk (KVM works), QEMU dies,
  * or the guest stops making progress (a broken nested KVM can show SeaBIOS and "Welcome to GRUB", then hang).
- * `restartable` says whether a restart under TCG would lose nothing: no OS output on the serial console and the
- * disk unchanged since `diskBefore`.
+ * `restartable` says whether a restart under TCG would lose nothing (no OS output on the serial console, the disk
+ * unchanged since `diskBefore`) and, for a death, whether it looks like KVM's doing.
  */
 export async function watchKvmStart(
   qemu: StartedQemu,
@@ -57,7 +57,8 @@ export async function watchKvmStart(
     if (exited) {
       const end = await qemu.ended;
       if (end.how !== 'crashed') return { how: 'progressed' };
-      return { how: 'died', reason: `under KVM, ${describeQemuFailure(end.exit, end.qemuLogTail)}`, restartable: untouched() };
+      const restartable = looksLikeKvmFailure(end.exit, end.qemuLogTail) && untouched();
+      return { how: 'died', reason: `under KVM, ${describeQemuFailure(end.exit, end.qemuLogTail)}`, restartable };
     }
     if (!untouched()) return { how: 'progressed' };
     // a vCPU wedged inside KVM may never come out to answer: that counts as the same place as before
