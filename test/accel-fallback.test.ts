@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { freePort } from './helpers/free-port.js';
 import { launcherPath, processesMatching, runLauncher, startLauncher } from './helpers/launcher.js';
@@ -19,6 +19,7 @@ import { STALL_BANNER, writeStandInQemu, type StandInKind } from './helpers/stan
 
 const skip = whyNoVmTests();
 const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-accel-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 const fakeKvm = path.join(work, 'kvm');
 writeFileSync(fakeKvm, '');
 const userData = path.join(work, 'user-data.yaml');
