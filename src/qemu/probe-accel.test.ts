@@ -90,6 +90,14 @@ test('the real probe with the real QEMU under KVM: whatever this host has, the a
   if (!result.ok) assert.ok(result.reason.length > 0);
 });
 
+test("this host's own /dev/kvm through the launcher's probe (where it has one)", { skip: noQemu ?? probeKvm() }, async (t) => {
+  const t0 = Date.now();
+  const choice = await chooseAccel('auto', { qemuBinary: 'qemu-system-x86_64', workDir: work });
+  t.diagnostic(`this host's KVM, after ${Date.now() - t0} ms: ${JSON.stringify(choice)}`);
+  assert.ok(choice.accel === 'kvm' || choice.fallbackReason !== undefined);
+  assert.ok(Date.now() - t0 < PROBE_TIMEOUT_MS + 1000);
+});
+
 test("QEMU's reason in one line: its last two stderr lines, without its name, and how it ended", () => {
   assert.equal(
     describeQemuFailure({ code: 1, signal: null }, 'Could not access KVM kernel module: No such file or directory\nqemu-system-x86_64: -accel kvm: failed to initialize kvm: No such file or directory\n'),
