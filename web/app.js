@@ -77,7 +77,9 @@ function showStatus(status) {
   $('vm-state').className = `state ${status.state}`;
   $('vm-uptime').textContent = formatUptime(status.uptimeSec);
   $('vm-addresses').textContent = status.addresses.length ? status.addresses.join(' ') : '–';
-  $('vm-accel').textContent = status.accel ?? '–';
+  // after --accel auto fell back from a broken KVM: say so, and why (the full reason on hover)
+  $('vm-accel').textContent = status.accelFallback ? `${status.accel}: KVM does not work here (${status.accelFallback})` : status.accel ?? '–';
+  $('vm-accel').title = status.accelFallback ? `KVM does not work on this host: ${status.accelFallback}` : '';
   $('logout').hidden = !status.login;
   if (status.screen && !rfb) connectScreen();
   if (!status.screen) $('screen-note').textContent = 'VNC is off (--vnc none), so there is no screen to show';

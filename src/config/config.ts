@@ -47,6 +47,8 @@ export interface VmConfig {
   console: ConsoleMode;
   quiet: boolean;
   qemuBinary: string;
+  /** the device checked before the KVM probe runs QEMU (QEMU itself always opens /dev/kvm) */
+  kvmDevice: string;
   snabbBinary: string;
   sysfsRoot: string;
   hugepagesDir: string;

@@ -166,6 +166,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     console: oneOf<ConsoleMode>('--console', raw.console, ['auto', 'tmux', 'stdio', 'none'], 'auto'),
     quiet: raw.quiet ?? false,
     qemuBinary: raw.qemu ?? 'qemu-system-x86_64',
+    kvmDevice: raw.kvmDevice ?? '/dev/kvm',
     snabbBinary: raw.snabb ?? 'snabb',
     sysfsRoot: raw.sysfsRoot ?? '/sys',
     hugepagesDir: raw.hugepagesDir ?? '/dev/hugepages',

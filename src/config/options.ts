@@ -57,6 +57,7 @@ export interface RawOptions {
   console?: string;
   quiet?: boolean;
   qemu?: string;
+  kvmDevice?: string;
   snabb?: string;
   sysfsRoot?: string;
   hugepagesDir?: string;
@@ -67,7 +68,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '-c, --cpus <n>', key: 'cpus', env: 'SNABBVM_CPUS', description: 'virtual CPUs', defaultText: '1' },
   { flags: '-m, --memory <size>', key: 'memory', env: 'SNABBVM_MEMORY', description: 'guest memory: MB, or with a unit (2G)', defaultText: '1024' },
   { flags: '--name <name>', key: 'name', env: 'SNABBVM_NAME', description: 'VM name: tmux session, MACs, runtime folder (env NAME also works)', defaultText: 'snabbvm' },
-  { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if usable, else TCG with a warning)', defaultText: 'auto' },
+  { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if a test guest runs under it, else TCG with a warning)', defaultText: 'auto' },
   { flags: '--disk-size <size>', key: 'diskSize', env: 'SNABBVM_DISK_SIZE', description: "grow the VM's disk to this size (never shrinks); blank disk size for an ISO", defaultText: '10G for an ISO' },
   { flags: '--stop-timeout <seconds>', key: 'stopTimeout', env: 'SNABBVM_STOP_TIMEOUT', description: 'how long to wait for the guest to power off after SIGTERM before forcing it', defaultText: '60' },
   { flags: '--cache-dir <dir>', key: 'cacheDir', env: 'SNABBVM_CACHE_DIR', description: 'downloaded and unpacked images', defaultText: '/var/cache/snabbvm' },
@@ -96,7 +97,8 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--web-host <name>', key: 'webHost', env: 'SNABBVM_WEB_HOST', repeatable: true, envSeparator: /[\s,]+/, description: 'another name the web console answers to, such as a reverse proxy\'s (repeatable; the environment takes a list)' },
   { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
-  { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary', defaultText: 'qemu-system-x86_64', hidden: true },
+  { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary (for testing and advanced use)', defaultText: 'qemu-system-x86_64' },
+  { flags: '--kvm-device <path>', key: 'kvmDevice', env: 'SNABBVM_KVM_DEVICE', description: 'the KVM device the launcher checks before its KVM probe (tests)', defaultText: '/dev/kvm', hidden: true },
   { flags: '--snabb <path>', key: 'snabb', env: 'SNABBVM_SNABB', description: 'Snabb binary', defaultText: 'snabb', hidden: true },
   { flags: '--sysfs-root <dir>', key: 'sysfsRoot', env: 'SNABBVM_SYSFS_ROOT', description: 'root of sysfs (tests)', defaultText: '/sys', hidden: true },
   { flags: '--hugepages-dir <dir>', key: 'hugepagesDir', env: 'SNABBVM_HUGEPAGES_DIR', description: 'hugetlbfs mount for guest memory', defaultText: '/dev/hugepages', hidden: true },

@@ -266,6 +266,7 @@ async function currentStatus(config: VmConfig, paths: RuntimePaths, qemu: Starte
     ports: parsePortStatuses(state?.ports),
   };
   if (typeof state?.accel === 'string') status.accel = state.accel;
+  if (typeof state?.accelFallback === 'string') status.accelFallback = state.accelFallback;
   const vnc = vncAddress(config);
   if (vnc !== undefined) status.vnc = vnc;
   if (config.webPort !== undefined) status.web = config.webPort;

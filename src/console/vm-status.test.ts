@@ -60,5 +60,7 @@ test('status text: state, facts, addresses, consoles and ports with counters', (
   assert.match(text, /eth1 +0000:05:00\.0 +running +restarts 1 +rx 12\.3k pkts 2\.5MB +tx 10 pkts 600B +drops 3/);
   assert.match(text, /eth2 +vhost-user:\/x +external +restarts 0$/m);
   assert.equal(renderStatusText({ name: 'vm1', state: 'stopped', addresses: [], ports: [] }), 'VM vm1: stopped');
+  const fellBack = renderStatusText({ ...status, accelFallback: 'a test guest ran no code under KVM within 5 s' });
+  assert.match(fellBack, /^VM vm1: running, up 1m15s, tcg \(KVM does not work here: a test guest ran no code under KVM within 5 s\), 2 vCPU/m);
   assert.deepEqual(renderStatusBar({ state: 'shutting-down', addresses: ['10.0.0.2', '10.0.0.3'] }), { state: 'shutting down', addresses: '10.0.0.2 10.0.0.3' });
 });

@@ -42,7 +42,10 @@ export interface VmStatus {
   qemuStatus?: string | undefined;
   launcherPid?: number;
   qemuPid?: number;
+  /** kvm or tcg: the accelerator QEMU runs under */
   accel?: string;
+  /** why the VM runs under TCG although --accel auto wanted KVM (KVM missing, or broken: QEMU's reason) */
+  accelFallback?: string;
   cpus?: number;
   memoryMiB?: number;
   /** when QEMU started (ISO 8601) */
@@ -106,7 +109,7 @@ function formatCount(n: number | undefined): string {
 export function renderStatusText(s: VmStatus): string {
   const facts = [
     s.uptimeSec !== undefined ? `up ${formatDuration(s.uptimeSec)}` : undefined,
-    s.accel,
+    s.accel !== undefined && s.accelFallback !== undefined ? `${s.accel} (KVM does not work here: ${s.accelFallback})` : s.accel,
     s.cpus !== undefined ? `${s.cpus} vCPU` : undefined,
     s.memoryMiB !== undefined ? `${s.memoryMiB} MiB` : undefined,
   ].filter(Boolean);

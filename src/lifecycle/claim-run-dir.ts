@@ -9,6 +9,8 @@ export interface LauncherState {
   name: string;
   startedAt: string;
   accel?: string;
+  /** why --accel auto runs under TCG: KVM missing or broken */
+  accelFallback?: string;
   [key: string]: unknown;
 }
 

@@ -1,5 +1,3 @@
-import { statSync } from 'node:fs';
-import { setInterval as every } from 'node:timers/promises';
 import type { VmConfig } from '../config/config.js';
 import { attachConsoles, planVnc, startConsoles } from '../console/start-consoles.js';
 import { writeSeed } from '../cloudinit/write-seed.js';
@@ -10,12 +8,16 @@ import { ExitCode } from '../errors.js';
 import { prepareVmDisk } from '../image/persist-disk.js';
 import { resolveBaseImage } from '../image/resolve-base-image.js';
 import { log } from '../log.js';
-import { runtimePaths } from '../paths.js';
+import { runtimePaths, type RuntimePaths } from '../paths.js';
+import { ProgramError } from '../process/run-program.js';
 import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
-import { chooseAccel, guestLooksStuck, parseRip } from '../qemu/probe-accel.js';
+import { chooseAccel, describeQemuFailure, fallbackWarning, looksLikeKvmFailure } from '../qemu/probe-accel.js';
 import type { QemuPlan } from '../qemu/qemu-plan.js';
 import { startQemu, type StartedQemu, type VmEnd } from '../qemu/start-qemu.js';
+import { diskStamp, watchKvmStart, type KvmStartOutcome } from '../qemu/watch-kvm-start.js';
+import { needsVhostUserWithoutMsix, probeQemuVersion } from '../snabb/qemu-version.js';
 import { claimRunDir, readState, writeState } from './claim-run-dir.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CleanupStack } from './cleanup-stack.js';
 import { onStopSignal } from './signals.js';
 
@@ -49,7 +51,9 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     await claimRunDir(paths, config.name, cleanup);
     const base = await resolveBaseImage(config, process.env, stopSetup.signal);
     checkpoint();
-    const accel = chooseAccel(config.accel);
+    // a real probe (a test guest under KVM), not just an open() of /dev/kvm; its result holds for the run
+    const choice = await chooseAccel(config.accel, { qemuBinary: config.qemuBinary, workDir: paths.runDir, device: config.kvmDevice });
+    let { accel, fallbackReason } = choice;
     const disk = await prepareVmDisk(base, config, paths, cleanup);
     checkpoint();
 
@@ -80,13 +84,19 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     if (vnc !== undefined) plan.vnc = vnc;
 
     await startConsoles(config, paths, cleanup);
-    const started = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
-    cleanup.defer('stop QEMU', () => started.stop(0));
-    await writeState(paths, { ...readState(paths)!, accel, qemuPid: started.program.pid });
+    const diskBefore = diskStamp(disk);
+    const launch = await startQemuWatched(plan, config, paths, cleanup, stopSetup.signal);
+    checkpoint();
+    if ('end' in launch) return reportEnd(launch.end);
+    const { started } = launch;
+    accel = plan.accel;
+    fallbackReason = launch.fallbackReason ?? fallbackReason;
+    await writeState(paths, { ...readState(paths)!, accel, ...(fallbackReason !== undefined ? { accelFallback: fallbackReason } : {}), qemuPid: started.program.pid });
     await attachConsoles(config, paths, started, cleanup);
     log.info(`VM '${config.name}' is running (${accel}, ${config.cpus} vCPU, ${config.memoryMiB} MiB)`);
     checkpoint();
-    if (accel === 'kvm') void watchForKvmStall(started, paths.serialLog);
+    // --accel kvm: no fallback, but a guest that hangs under KVM is not left to hang in silence
+    if (accel === 'kvm' && config.accel === 'kvm') void watchKvmStart(started, { serialLog: paths.serialLog, disk, diskBefore }).then(warnIfStuck);
 
     const stopRequested = new Promise<VmEnd>((resolve) => {
       onSignal = () => resolve(started.stop(config.stopTimeoutSec * 1000));
@@ -130,25 +140,62 @@ function reportEnd(end: VmEnd): ExitCode {
 }
 
 /**
- * A broken KVM (nested virtualization on some cloud hosts) can hang a guest with no output at all. Sample the
- * vCPU's instruction pointer and the serial log for 30 s and warn if neither moves, instead of a silent hang.
+ * Starts QEMU. Under --accel auto with KVM (the probe passed), a broken nested KVM can still abort QEMU or hang
+ * the guest after its firmware: watch the first seconds, before the consoles attach, and restart once under TCG
+ * with the fallback warning while that loses nothing (no OS output yet, the disk unwritten). Returns the QEMU
+ * that runs, or how the VM ended when it died under KVM and could not be restarted.
  */
-async function watchForKvmStall(qemu: StartedQemu, serialLog: string): Promise<void> {
-  const samples: { rip: string | undefined; serialBytes: number }[] = [];
+async function startQemuWatched(
+  plan: QemuPlan,
+  config: VmConfig,
+  paths: RuntimePaths,
+  cleanup: CleanupStack,
+  signal: AbortSignal,
+): Promise<{ started: StartedQemu; fallbackReason?: string } | { end: VmEnd }> {
+  const watch = plan.accel === 'kvm' && config.accel === 'auto';
+  const files = { serialLog: paths.serialLog, disk: plan.disk, diskBefore: diskStamp(plan.disk) };
+  let started: StartedQemu | undefined;
+  /** why KVM failed this guest, once it has */
+  let reason: string;
   try {
-    for await (const _ of every(5000)) {
-      const rip = parseRip(await qemu.qmp.hmp('info registers'));
-      let serialBytes = 0;
-      try {
-        serialBytes = statSync(serialLog).size;
-      } catch {}
-      samples.push({ rip, serialBytes });
-      if (samples.length >= 6) break;
+    started = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
+  } catch (err) {
+    // QEMU that died under KVM before it even served QMP (an abort at vCPU setup)
+    if (!watch || !(err instanceof ProgramError) || err.exit === undefined) throw err;
+    if (!looksLikeKvmFailure(err.exit, err.stderrTail) || diskStamp(plan.disk) !== files.diskBefore) throw err;
+    reason = `under KVM, ${describeQemuFailure(err.exit, err.stderrTail)}`;
+  }
+  if (started !== undefined) {
+    const first = started;
+    cleanup.defer('stop QEMU', () => first.stop(0));
+    if (!watch) return { started };
+    const outcome = await watchKvmStart(started, files, { signal });
+    if (outcome.how === 'progressed' || signal.aborted) return { started };
+    if (!outcome.restartable) {
+      if (outcome.how === 'died') return { end: await started.ended };
+      warnIfStuck(outcome);
+      return { started };
     }
-  } catch {
-    return; // QEMU went away
+    reason = outcome.reason;
+    await quitQemu(started);
   }
-  if (guestLooksStuck(samples)) {
-    log.warn('the guest has made no progress under KVM in 30 s (same instruction pointer, no console output). KVM may be broken on this host (nested virtualization?); try --accel tcg');
-  }
+  log.warn(fallbackWarning(reason!));
+  plan.accel = 'tcg';
+  plan.vhostUserWithoutMsix = needsVhostUserWithoutMsix(await probeQemuVersion(config.qemuBinary), 'tcg');
+  const restarted = await startQemu(buildQemuArgv(plan), paths.qmpSocket, paths.qemuLog);
+  cleanup.defer('stop QEMU', () => restarted.stop(0));
+  return { started: restarted, fallbackReason: reason! };
+}
+
+/** A guest that stopped under KVM and cannot be restarted under TCG without losing its work: say so, once. */
+function warnIfStuck(outcome: KvmStartOutcome): void {
+  if (outcome.how !== 'stuck') return;
+  log.warn(`${outcome.reason}. KVM may be broken on this host (nested virtualization?); try --accel tcg`);
+}
+
+/** Ends a QEMU whose guest never got going under KVM: quit over QMP, then signals. */
+async function quitQemu(qemu: StartedQemu): Promise<void> {
+  await Promise.race([qemu.qmp.execute('quit').catch(() => {}), qemu.ended]);
+  await Promise.race([qemu.ended, sleep(2000)]);
+  await qemu.program.stop(2000);
 }

@@ -3,6 +3,12 @@ import type { NicPlan, QemuPlan } from './qemu-plan.js';
 /** A QEMU server socket that doesn't wait for its client. */
 const serverSocket = (id: string, path: string) => `socket,id=${id},path=${path},server=on,wait=off`;
 
+/** The machine type every VM gets (and the KVM probe too). */
+export const MACHINE_TYPE = 'q35';
+
+/** -cpu host under KVM; -cpu max under TCG gives the guest a modern feature set (x86-64-v2 and up), as RHEL 9 and its kin need */
+export const cpuModel = (accel: 'kvm' | 'tcg') => (accel === 'kvm' ? 'host' : 'max');
+
 /** Renders the plan into QEMU's argv. Pure: no probing, no files touched. Grouped by concern, as Lima does. */
 export function buildQemuArgv(plan: QemuPlan): string[] {
   return [
@@ -20,10 +26,9 @@ function machineArgs(plan: QemuPlan): string[] {
   return [
     '-name', `${plan.name},process=snabbvm-${plan.name}`,
     '-nodefaults', '-no-user-config',
-    '-machine', 'q35',
+    '-machine', MACHINE_TYPE,
     '-accel', plan.accel,
-    // -cpu max under TCG gives the guest a modern feature set (x86-64-v2 and up), as RHEL 9 and its kin need
-    '-cpu', plan.accel === 'kvm' ? 'host' : 'max',
+    '-cpu', cpuModel(plan.accel),
     '-smp', String(plan.cpus),
     '-rtc', 'base=utc',
     // entropy for the guest's first boot: SSH host key generation otherwise waits on the pool
