@@ -189,8 +189,7 @@ async function download(url: string, partPath: string, options: DownloadOptions,
       if (offset > 0) log.info(`the server sent ${url} whole instead of resuming at ${formatBytes(offset)} (a new version, or no Range support); starting over`);
       offset = 0;
       await startOver();
-      const length = Number(response.headers['content-length']);
-      if (Number.isSafeInteger(length) && response.headers['content-length'] !== undefined) total = length;
+      if (response.framing.kind === 'length') total = response.framing.length;
     }
     state = { url, ...validators, ...(total !== undefined ? { total } : {}) };
     await writeFile(statePath, JSON.stringify(state));

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { ChunkedDecoder, parseResponseHead, type ResponseHead } from './http-framing.js';
+import { bodyFraming, ChunkedDecoder, parseResponseHead, type BodyFraming, type ResponseHead } from './http-framing.js';
 
 export interface HttpOptions {
   /** give up when the TCP (and TLS) connection is not up within this time */
@@ -38,6 +38,8 @@ export class HttpStatusError extends Error {
 export interface HttpResponse extends ResponseHead {
   /** where the response came from, after redirects */
   url: string;
+  /** how the body ends: its Content-Length when it has one (checked to be digits only, and alone) */
+  framing: BodyFraming;
   /**
    * Hands the body to onData in order, and resolves at its end. A chunk is valid only during the call: its memory
    * is reused for the next read, so keep a copy if you need it later. When onData returns a promise, no more data
@@ -157,8 +159,10 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
           return false;
         }
         let parsed: ResponseHead;
+        let framing: BodyFraming;
         try {
           parsed = parseResponseHead(head.subarray(0, end).toString('latin1'));
+          framing = bodyFraming(parsed);
         } catch (err) {
           fail(new NetworkError(`${url}: ${(err as Error).message}`));
           return false;
@@ -169,17 +173,15 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
         taker = undefined;
         wake = () => {};
         if (head.length > 0) backlog.push(head);
-        resolve({ ...parsed, url, readBody: (onData) => readBody(parsed, onData), close: () => socket.destroy() });
+        resolve({ ...parsed, url, framing, readBody: (onData) => readBody(framing, onData), close: () => socket.destroy() });
         return false;
       }
     };
   });
 
-  function readBody({ headers: responseHeaders }: ResponseHead, onData: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-    const chunked = /(^|,)\s*chunked\s*$/i.test(responseHeaders['transfer-encoding'] ?? '');
-    const length = chunked ? undefined : Number(responseHeaders['content-length'] ?? NaN);
-    const decoder = chunked ? new ChunkedDecoder() : undefined;
-    let remaining = Number.isSafeInteger(length) ? length! : Infinity; // Infinity: the body ends with the connection
+  function readBody(framing: BodyFraming, onData: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    const decoder = framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
+    let remaining = framing.kind === 'length' ? framing.length : Infinity; // Infinity: the body ends with the connection
     const done = () => (decoder ? decoder.done : remaining === 0);
 
     return new Promise((resolve, reject) => {
