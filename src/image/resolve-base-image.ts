@@ -7,7 +7,7 @@ import { inputError, usageError } from '../errors.js';
 import { hidePasswords, log } from '../log.js';
 import { acquireCacheLock } from './cache-lock.js';
 import { downloadFile, removePart, type DownloadOptions } from './download-file.js';
-import { DEFAULT_HTTP_OPTIONS, HttpStatusError, NetworkError } from './http-get.js';
+import { DEFAULT_HTTP_OPTIONS, HttpStatusError, NetworkError, proxyFromEnv, type ProxySettings } from './http-get.js';
 import {
   cacheWriteError,
   clearEntry,
@@ -70,12 +70,23 @@ export function downloadOptions(env: NodeJS.ProcessEnv, quiet: boolean): Downloa
       connectTimeoutMs: seconds('SNABBVM_HTTP_CONNECT_TIMEOUT', DEFAULT_HTTP_OPTIONS.connectTimeoutMs / 1000),
       stallTimeoutMs: seconds('SNABBVM_HTTP_STALL_TIMEOUT', DEFAULT_HTTP_OPTIONS.stallTimeoutMs / 1000),
       maxRedirects: DEFAULT_HTTP_OPTIONS.maxRedirects,
+      ...proxySettings(env),
     },
     attempts: Math.max(1, Math.round(positive('SNABBVM_HTTP_ATTEMPTS', 4, 'a number of attempts'))),
     retryDelayMs: seconds('SNABBVM_HTTP_RETRY_DELAY', 2),
     progressIntervalMs: seconds('SNABBVM_PROGRESS_INTERVAL', 10),
     quiet,
   };
+}
+
+/** HTTP_PROXY, HTTPS_PROXY and NO_PROXY; a malformed proxy URL is a usage error (exit 2). */
+function proxySettings(env: NodeJS.ProcessEnv): { proxy?: ProxySettings } {
+  try {
+    const proxy = proxyFromEnv(env);
+    return proxy ? { proxy } : {};
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
 }
 
 function toBase(entryDir: string, base: CachedBase, sourceSha256?: string): BaseImage {
