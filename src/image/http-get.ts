@@ -179,7 +179,6 @@ function openTunnel(proxy: URL, host: string, port: number, url: string, options
         socket.destroy();
         reject(err);
       } else {
-        socket.pause();
         resolve(socket);
       }
     };
@@ -203,7 +202,7 @@ function openTunnel(proxy: URL, host: string, port: number, url: string, options
         return;
       }
       if (answer.status !== 200) {
-        const hint = answer.status === 407 ? `; check the user and password in HTTPS_PROXY` : '';
+        const hint = answer.status === 407 || answer.status === 401 ? `; check the user and password in HTTPS_PROXY` : '';
         settle(new HttpStatusError(`${url}: ${via} refused the tunnel to ${authority}: HTTP ${answer.status} ${answer.statusText}`.trim() + hint, answer.status));
       } else if (head.length > end + 4) {
         settle(new NetworkError(`${url}: ${via} sent data before the tunnel was up`));
@@ -246,10 +245,16 @@ async function requestOnce(url: string, headers: Record<string, string>, options
     },
   };
   const socket = secure
-    ? tls.connect({ ...(tunnel ? { socket: tunnel } : { host, port }), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], onread } as unknown as tls.ConnectionOptions)
+    ? tls.connect({ host, ...(tunnel ? { socket: tunnel } : { port }), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], onread } as unknown as tls.ConnectionOptions)
     : proxy
       ? net.connect({ host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(proxy.port) || 80, onread })
       : net.connect({ host, port, onread });
+  if (tunnel) {
+    // TLS over an existing socket ignores onread and emits 'data' (Node 20): the same callback, by hand
+    socket.on('data', (chunk: Buffer) => {
+      if (!onread.callback(chunk.length, chunk)) socket.pause();
+    });
+  }
   const fail = (err: Error) => {
     failure ??= err;
     socket.destroy();
