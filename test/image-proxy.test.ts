@@ -92,12 +92,14 @@ async function resolveInChild(url: string, env: Record<string, string>): Promise
 }
 
 describe('downloads through a proxy (tinyproxy)', { skip: tinyproxyMissing }, () => {
-  test('an http URL through http_proxy: the request goes through the proxy, with Proxy-Authorization', { timeout: 60_000 }, async () => {
-    const base = await resolveUrl(server.url('/disk.img'), { cacheDir: newCache() }, downloadOptions({ http_proxy: proxyUrl() }, true));
-    assert.equal(sha256(base.path), sha256(disk));
-    const last = server.requests.at(-1)!;
-    assert.match(String(last.headers.via), /tinyproxy/, 'the server saw the proxy (Via)');
-    assert.equal(last.headers['proxy-authorization'], undefined, 'the proxy kept its credentials');
+  test('an http URL through http_proxy and HTTP_PROXY: the request goes through the proxy, with Proxy-Authorization', { timeout: 60_000 }, async () => {
+    for (const name of ['http_proxy', 'HTTP_PROXY']) {
+      const base = await resolveUrl(server.url('/disk.img'), { cacheDir: newCache() }, downloadOptions({ [name]: proxyUrl() }, true));
+      assert.equal(sha256(base.path), sha256(disk));
+      const last = server.requests.at(-1)!;
+      assert.match(String(last.headers.via), /tinyproxy/, `the server saw the proxy (Via), with ${name}`);
+      assert.equal(last.headers['proxy-authorization'], undefined, 'the proxy kept its credentials');
+    }
     assert.match(proxyLogText(), new RegExp(`Request \\(file descriptor \\d+\\): GET http://127\\.0\\.0\\.1:${server.port}/disk\\.img`));
   });
 

@@ -25,9 +25,10 @@ export interface ProxySettings {
 }
 
 /**
- * The proxies the environment names, as curl reads them: http_proxy (lower case only, as curl), HTTPS_PROXY or
- * https_proxy, NO_PROXY or no_proxy (lower case first). A proxy without a scheme is http://. Throws a plain
- * Error for a proxy URL that is not http://host[:port].
+ * The proxies the environment names: http_proxy or HTTP_PROXY, https_proxy or HTTPS_PROXY, no_proxy or NO_PROXY
+ * (lower case first, as curl; curl ignores HTTP_PROXY, which a CGI server sets from a request header, but the
+ * launcher is no CGI program). A proxy without a scheme is http://. Throws a plain Error for a proxy URL that is
+ * not http://host[:port].
  */
 export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
   const read = (...names: string[]) => names.map((n) => [n, env[n]] as const).find(([, v]) => v !== undefined && v.trim() !== '');
@@ -46,7 +47,7 @@ export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined 
     }
     return url.href;
   };
-  const http = parse(read('http_proxy'));
+  const http = parse(read('http_proxy', 'HTTP_PROXY'));
   const https = parse(read('https_proxy', 'HTTPS_PROXY'));
   if (!http && !https) return undefined;
   const noProxy = (read('no_proxy', 'NO_PROXY')?.[1] ?? '')
