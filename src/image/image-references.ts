@@ -107,9 +107,13 @@ export async function qedReference(head: Buffer, read: ReadAt): Promise<string |
   return undefined;
 }
 
+/** QEMU looks for a sparse VMDK's parent in this many bytes at byte 0x200, whatever the header says. */
+const VMDK_DESC_SIZE = 20 * 512;
+
 /**
  * A sparse VMDK (monolithicSparse, streamOptimized) is one file, unless its capacity is 0: then QEMU reads the
- * extents from its embedded descriptor. The descriptor may also name a parent (parentFileNameHint).
+ * extents from its embedded descriptor. A parent (parentFileNameHint) is looked for at byte 0x200 by QEMU, and
+ * where the header puts the descriptor by the tools that made it: both places are checked.
  */
 export async function vmdkSparseReference(head: Buffer, read: ReadAt): Promise<string | undefined> {
   if (head.length < 44) return 'its VMDK header is cut short';
@@ -117,10 +121,15 @@ export async function vmdkSparseReference(head: Buffer, read: ReadAt): Promise<s
   const descOffset = Number(head.readBigUInt64LE(28)) * 512;
   const descSize = Number(head.readBigUInt64LE(36)) * 512;
   if (capacity === 0n) return 'it is a VMDK whose embedded descriptor lists extents in other files';
-  if (descOffset > 0 && descSize > 0) {
-    const descriptor = (await read(descOffset, Math.min(descSize, 1 << 20))).toString('latin1');
-    const parent = /parentFileNameHint\s*=\s*"([^"]*)"/.exec(descriptor);
-    if (parent) return `it is a VMDK with a parent file (${quoteName(Buffer.from(parent[1]!, 'latin1'))}), which would be read with it`;
+  const places: [number, number][] = [[0x200, VMDK_DESC_SIZE]];
+  if (descOffset > 0 && descSize > 0 && descOffset !== 0x200) places.push([descOffset, Math.min(descSize, 1 << 20)]);
+  for (const [at, length] of places) {
+    const descriptor = (await read(at, length)).toString('latin1');
+    const hint = descriptor.indexOf('parentFileNameHint');
+    if (hint >= 0) {
+      const name = /^parentFileNameHint\s*=\s*"([^"]*)"/.exec(descriptor.slice(hint))?.[1] ?? '';
+      return `it is a VMDK with a parent file (${quoteName(Buffer.from(name, 'latin1'))}), which would be read with it`;
+    }
   }
   return undefined;
 }
