@@ -1,6 +1,5 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { hidePasswords } from '../log.js';
 import { bodyFraming, ChunkedDecoder, parseResponseHead, type BodyFraming, type ResponseHead } from './http-framing.js';
 
 export interface HttpOptions {
@@ -36,14 +35,16 @@ export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined 
     if (!entry) return undefined;
     const [name, value] = entry;
     const text = value!.trim();
+    // its password hidden, with or without a scheme (hidePasswords knows http and https URLs only)
+    const shown = text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^\s/:@]*):[^\s/@]*@/i, '$1$2:***@');
     let url: URL;
     try {
       url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
     } catch {
-      throw new Error(`${name}=${hidePasswords(text)} is not a proxy URL; give http://[user:password@]host:port`);
+      throw new Error(`${name}=${shown} is not a proxy URL; give http://[user:password@]host:port`);
     }
     if (url.protocol !== 'http:' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
-      throw new Error(`${name}=${hidePasswords(text)} is not a proxy URL snabbvm can use; give http://[user:password@]host:port (the connection to the proxy is plain http; https URLs go through it with CONNECT)`);
+      throw new Error(`${name}=${shown} is not a proxy URL snabbvm can use; give http://[user:password@]host:port (the connection to the proxy is plain http; https URLs go through it with CONNECT)`);
     }
     return url.href;
   };

@@ -11,7 +11,8 @@ test('proxies from the environment: lower case first, a bare host:port is http, 
   });
   assert.throws(() => proxyFromEnv({ HTTPS_PROXY: 'https://u:secret@c:3' }), (err: Error) => /^HTTPS_PROXY=https:\/\/u:\*\*\*@c:3 is not a proxy URL snabbvm can use/.test(err.message) && !/secret/.test(err.message));
   assert.throws(() => proxyFromEnv({ http_proxy: 'http://[oops' }), /http_proxy=http:\/\/\[oops is not a proxy URL/);
-  assert.throws(() => proxyFromEnv({ http_proxy: 'socks5://h:1' }), /not a proxy URL snabbvm can use/);
+  assert.throws(() => proxyFromEnv({ http_proxy: 'socks5://u:secret@h:1' }), (err: Error) => /^http_proxy=socks5:\/\/u:\*\*\*@h:1 is not a proxy URL snabbvm can use/.test(err.message));
+  assert.throws(() => proxyFromEnv({ http_proxy: 'u:secret@[oops' }), (err: Error) => /^http_proxy=u:\*\*\*@\[oops is not a proxy URL;/.test(err.message));
 });
 
 test('NO_PROXY: names match themselves and their subdomains, host:port only that port, * everything', () => {
