@@ -16,6 +16,7 @@ packages=(
   iputils-ping util-linux                # network tests: ping the VM, setpriv to drop CAP_NET_ADMIN
   docker.io jq                           # the image tests (scripts/setup-docker.sh starts dockerd)
   chromium                               # the web console test drives a real browser (playwright-core)
+  tinyproxy                              # downloads through a proxy (CONNECT for https)
 )
 missing=()
 for p in "${packages[@]}"; do

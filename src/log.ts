@@ -4,9 +4,12 @@ export function setQuiet(q: boolean): void {
   quiet = q;
 }
 
-/** A password in a URL (https://user:password@host/...) is shown as ***, wherever the URL is quoted. */
+/**
+ * A password in a URL (https://user:password@host/...) is shown as ***, wherever the URL is quoted; so is a user
+ * name alone (https://TOKEN@host/...), often a token.
+ */
 export function hidePasswords(text: string): string {
-  return text.replace(/\b(https?:\/\/[^\s/:@]*):[^\s/@]*@/g, '$1:***@');
+  return text.replace(/\b(https?:\/\/[^\s/:@]*):[^\s/@]*@/g, '$1:***@').replace(/\b(https?:\/\/)[^\s/:@]+@/g, '$1***@');
 }
 
 export const log = {

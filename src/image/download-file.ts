@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { log } from '../log.js';
+import { hidePasswords, log } from '../log.js';
 import { HttpStatusError, httpGet, NetworkError, type HttpOptions, type HttpResponse } from './http-get.js';
 import { formatBytes, startProgress } from './progress.js';
 
@@ -29,6 +29,7 @@ export type DownloadResult =
 
 /** The state a partial download leaves next to its .part file, so a later run can resume it. */
 interface PartState extends Validators {
+  /** without the URL's password */
   url: string;
   total?: number;
 }
@@ -42,13 +43,25 @@ export function parseContentRange(header: string | undefined): { start: number; 
   return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
 }
 
-/** The headers of one attempt: a resume asks for the rest only if the file is still the same version. Pure. */
+/**
+ * What If-Range can name to tell the server which version a partial file holds: a strong ETag, else the
+ * Last-Modified date. Without one a resume could splice two versions, so there is none. Pure.
+ */
+export function resumeValidator(state: Validators | undefined): string | undefined {
+  if (state?.etag && !state.etag.startsWith('W/')) return state.etag;
+  return state?.lastModified;
+}
+
+/**
+ * The headers of one attempt: a resume asks for the rest only if the file is still the same version (offset > 0
+ * only with a resumeValidator). Pure.
+ */
 export function buildRequestHeaders(offset: number, resumeFrom: Validators | undefined, revalidate: Validators | undefined): Record<string, string> {
   const headers: Record<string, string> = {};
-  if (offset > 0) {
+  const ifRange = resumeValidator(resumeFrom);
+  if (offset > 0 && ifRange) {
     headers.range = `bytes=${offset}-`;
-    const ifRange = resumeFrom?.etag && !resumeFrom.etag.startsWith('W/') ? resumeFrom.etag : resumeFrom?.lastModified;
-    if (ifRange) headers['if-range'] = ifRange;
+    headers['if-range'] = ifRange;
   } else if (revalidate) {
     if (revalidate.etag) headers['if-none-match'] = revalidate.etag;
     if (revalidate.lastModified) headers['if-modified-since'] = revalidate.lastModified;
@@ -72,7 +85,7 @@ async function sizeOf(path: string): Promise<number> {
 async function readPartState(path: string, url: string): Promise<PartState | undefined> {
   try {
     const state = JSON.parse(await readFile(path, 'utf8')) as PartState;
-    return state.url === url ? state : undefined;
+    return state.url === hidePasswords(url) ? state : undefined;
   } catch {
     return undefined;
   }
@@ -105,6 +118,7 @@ export async function downloadFile(url: string, partPath: string, options: Downl
     return await download(url, partPath, options, revalidate, hooks);
   } catch (err) {
     if (hooks.signal?.aborted) throw hooks.signal.reason;
+    if (err instanceof Error) err.message = hidePasswords(err.message);
     throw err;
   }
 }
@@ -133,6 +147,12 @@ async function download(url: string, partPath: string, options: DownloadOptions,
       log.warn(`${lastError!.message}; retrying in ${delay / 1000} s (attempt ${attempt} of ${options.attempts})`);
       await sleep(delay, undefined, { signal });
       offset = await sizeOf(partPath);
+    }
+    if (offset > 0 && !resumeValidator(state)) {
+      // nothing tells which version the partial file holds: resuming could splice two of them
+      log.info(`the partial download of ${url} cannot be resumed safely (the server sent no strong ETag or Last-Modified); starting over`);
+      await rm(partPath, { force: true });
+      offset = 0;
     }
     if (offset !== seen) {
       // a partial file from an earlier run: its bytes are hashed and unpacked first, as if they had just arrived
@@ -184,15 +204,25 @@ async function download(url: string, partPath: string, options: DownloadOptions,
         response.close();
         throw new HttpStatusError(`download of ${url} failed: the server answered a resume at byte ${offset} with range ${response.headers['content-range'] ?? '(none)'}`, status);
       }
+      const changed = (state?.total !== undefined && range.total !== state.total) || (state?.etag !== undefined && validators.etag !== undefined && validators.etag !== state.etag);
+      if (changed) {
+        // the rest of another version (a server that ignored If-Range): the partial file is of no use
+        log.info(`${url} changed since the partial download (now ${range.total ?? 'unknown'} bytes, was ${state?.total ?? 'unknown'}); starting over`);
+        response.close();
+        await rm(partPath, { force: true });
+        offset = 0;
+        attempt--;
+        state = undefined;
+        continue;
+      }
       total = range.total;
     } else {
       if (offset > 0) log.info(`the server sent ${url} whole instead of resuming at ${formatBytes(offset)} (a new version, or no Range support); starting over`);
       offset = 0;
       await startOver();
-      const length = Number(response.headers['content-length']);
-      if (Number.isSafeInteger(length) && response.headers['content-length'] !== undefined) total = length;
+      if (response.framing.kind === 'length') total = response.framing.length;
     }
-    state = { url, ...validators, ...(total !== undefined ? { total } : {}) };
+    state = { url: hidePasswords(url), ...validators, ...(total !== undefined ? { total } : {}) };
     await writeFile(statePath, JSON.stringify(state));
 
     const progress = startProgress(`downloading ${url}`, total, { resumedFrom: offset, quiet: options.quiet, intervalMs: options.progressIntervalMs });

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { ChunkedDecoder, parseResponseHead, type ResponseHead } from './http-framing.js';
+import { bodyFraming, ChunkedDecoder, parseResponseHead, type BodyFraming, type ResponseHead } from './http-framing.js';
 
 export interface HttpOptions {
   /** give up when the TCP (and TLS) connection is not up within this time */
@@ -9,6 +9,71 @@ export interface HttpOptions {
   stallTimeoutMs: number;
   /** redirects followed before giving up */
   maxRedirects: number;
+  /** proxies from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (see proxyFromEnv); none when absent */
+  proxy?: ProxySettings;
+}
+
+/** Where downloads go through a proxy. */
+export interface ProxySettings {
+  /** http://[user:password@]host:port, for http URLs */
+  http?: string;
+  /** the same, for https URLs (through CONNECT) */
+  https?: string;
+  /** host names (and their subdomains), IP addresses, `host:port`, or `*`, reached directly */
+  noProxy: string[];
+}
+
+/**
+ * The proxies the environment names: http_proxy or HTTP_PROXY, https_proxy or HTTPS_PROXY, no_proxy or NO_PROXY
+ * (lower case first, as curl; curl ignores HTTP_PROXY, which a CGI server sets from a request header, but the
+ * launcher is no CGI program). A proxy without a scheme is http://. Throws a plain Error for a proxy URL that is
+ * not http://host[:port].
+ */
+export function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings | undefined {
+  const read = (...names: string[]) => names.map((n) => [n, env[n]] as const).find(([, v]) => v !== undefined && v.trim() !== '');
+  const parse = (entry: readonly [string, string | undefined] | undefined): string | undefined => {
+    if (!entry) return undefined;
+    const [name, value] = entry;
+    const text = value!.trim();
+    // its password hidden, with or without a scheme (hidePasswords knows http and https URLs only)
+    const shown = text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^\s/:@]*):[^\s/@]*@/i, '$1$2:***@');
+    let url: URL;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+    } catch {
+      throw new Error(`${name}=${shown} is not a proxy URL; give http://[user:password@]host:port`);
+    }
+    if (url.protocol !== 'http:' || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
+      throw new Error(`${name}=${shown} is not a proxy URL snabbvm can use; give http://[user:password@]host:port (the connection to the proxy is plain http; https URLs go through it with CONNECT)`);
+    }
+    return url.href;
+  };
+  const http = parse(read('http_proxy', 'HTTP_PROXY'));
+  const https = parse(read('https_proxy', 'HTTPS_PROXY'));
+  if (!http && !https) return undefined;
+  const noProxy = (read('no_proxy', 'NO_PROXY')?.[1] ?? '')
+    .split(/[\s,]+/)
+    .map((e) => e.trim().toLowerCase())
+    .filter((e) => e !== '');
+  return { ...(http ? { http } : {}), ...(https ? { https } : {}), noProxy };
+}
+
+/** The proxy a URL goes through, or undefined for a direct connection. Pure. */
+export function proxyForUrl(target: URL, settings: ProxySettings | undefined): URL | undefined {
+  if (!settings) return undefined;
+  const proxy = target.protocol === 'https:' ? settings.https : settings.http;
+  if (!proxy) return undefined;
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+  for (const entry of settings.noProxy) {
+    if (entry === '*') return undefined;
+    const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(entry);
+    if (!m) continue;
+    const name = m[1]!.replace(/^\[(.*)\]$/, '$1').replace(/^\*?\./, '');
+    if (m[2] !== undefined && m[2] !== port) continue;
+    if (host === name || host.endsWith(`.${name}`)) return undefined;
+  }
+  return new URL(proxy);
 }
 
 export const DEFAULT_HTTP_OPTIONS: HttpOptions = { connectTimeoutMs: 30_000, stallTimeoutMs: 60_000, maxRedirects: 10 };
@@ -38,6 +103,8 @@ export class HttpStatusError extends Error {
 export interface HttpResponse extends ResponseHead {
   /** where the response came from, after redirects */
   url: string;
+  /** how the body ends: its Content-Length when it has one (checked to be digits only, and alone) */
+  framing: BodyFraming;
   /**
    * Hands the body to onData in order, and resolves at its end. A chunk is valid only during the call: its memory
    * is reused for the next read, so keep a copy if you need it later. When onData returns a promise, no more data
@@ -86,12 +153,80 @@ export async function httpGet(url: string, headers: Record<string, string>, opti
   }
 }
 
-function requestOnce(url: string, headers: Record<string, string>, options: HttpOptions, signal: AbortSignal | undefined): Promise<HttpResponse> {
+/** Basic credentials from a URL's user and password. */
+function basicAuth(url: URL): string {
+  return `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+}
+
+/**
+ * A tunnel to host:port through an http proxy (CONNECT), for TLS on top. The proxy's credentials go as
+ * Proxy-Authorization; messages name the proxy without them.
+ */
+function openTunnel(proxy: URL, host: string, port: number, url: string, options: HttpOptions, signal: AbortSignal | undefined): Promise<net.Socket> {
+  const authority = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+  const via = `the proxy ${proxy.host}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(proxy.port) || 80 });
+    let head = Buffer.alloc(0);
+    let done = false;
+    const settle = (err?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('error');
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else {
+        resolve(socket);
+      }
+    };
+    const timer = setTimeout(() => settle(new NetworkError(`cannot reach ${authority} through ${via} within ${options.connectTimeoutMs / 1000} s (${url})`)), options.connectTimeoutMs);
+    const abort = () => settle(signal!.reason as Error);
+    signal?.addEventListener('abort', abort, { once: true });
+    socket.on('error', (err) => settle(new NetworkError(`${url}: ${via}: ${describeSocketError(err)}`, { cause: err })));
+    socket.on('close', () => settle(new NetworkError(`${url}: ${via} closed the connection before the tunnel was up`)));
+    socket.on('data', (bytes: Buffer) => {
+      head = Buffer.concat([head, bytes]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (head.length > MAX_HEAD_BYTES) settle(new NetworkError(`${url}: ${via} does not answer in HTTP`));
+        return;
+      }
+      let answer: ResponseHead;
+      try {
+        answer = parseResponseHead(head.subarray(0, end).toString('latin1'));
+      } catch (err) {
+        settle(new NetworkError(`${url}: ${via}: ${(err as Error).message}`));
+        return;
+      }
+      if (answer.status !== 200) {
+        const hint = answer.status === 407 || answer.status === 401 ? `; check the user and password in HTTPS_PROXY` : '';
+        settle(new HttpStatusError(`${url}: ${via} refused the tunnel to ${authority}: HTTP ${answer.status} ${answer.statusText}`.trim() + hint, answer.status));
+      } else if (head.length > end + 4) {
+        settle(new NetworkError(`${url}: ${via} sent data before the tunnel was up`));
+      } else {
+        settle();
+      }
+    });
+    const request = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`, 'User-Agent: snabbvm'];
+    if (proxy.username || proxy.password) request.push(`Proxy-Authorization: ${basicAuth(proxy)}`);
+    socket.write(`${request.join('\r\n')}\r\n\r\n`);
+  });
+}
+
+async function requestOnce(url: string, headers: Record<string, string>, options: HttpOptions, signal: AbortSignal | undefined): Promise<HttpResponse> {
   signal?.throwIfAborted();
   const target = new URL(url);
   const secure = target.protocol === 'https:';
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = Number(target.port) || (secure ? 443 : 80);
+  const proxy = proxyForUrl(target, options.proxy);
+  // https through a proxy: TLS inside a CONNECT tunnel; http: the request goes to the proxy, with the whole URL
+  const tunnel = proxy && secure ? await openTunnel(proxy, host, port, url, options, signal) : undefined;
 
   // Bytes go to `taker` while it reads; while it is waiting (or before the body is asked for) they are copied into
   // the backlog, in order. A paused TLS socket still hands over what it had already decrypted.
@@ -112,8 +247,16 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
     },
   };
   const socket = secure
-    ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], onread } as tls.ConnectionOptions)
-    : net.connect({ host, port, onread });
+    ? tls.connect({ host, ...(tunnel ? { socket: tunnel } : { port }), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], onread } as unknown as tls.ConnectionOptions)
+    : proxy
+      ? net.connect({ host: proxy.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(proxy.port) || 80, onread })
+      : net.connect({ host, port, onread });
+  if (tunnel) {
+    // TLS over an existing socket ignores onread and emits 'data' (Node 20): the same callback, by hand
+    socket.on('data', (chunk: Buffer) => {
+      if (!onread.callback(chunk.length, chunk)) socket.pause();
+    });
+  }
   const fail = (err: Error) => {
     failure ??= err;
     socket.destroy();
@@ -122,7 +265,8 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
   const connectTimer = setTimeout(() => fail(new NetworkError(`cannot connect to ${target.host} within ${options.connectTimeoutMs / 1000} s (${url})`)), options.connectTimeoutMs);
   socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer));
   socket.setTimeout(options.stallTimeoutMs, () => fail(new NetworkError(`no data from ${target.host} for ${options.stallTimeoutMs / 1000} s (${url})`)));
-  socket.on('error', (err) => fail(err instanceof NetworkError ? err : new NetworkError(`${url}: ${describeSocketError(err)}`, { cause: err })));
+  const through = proxy && !secure ? ` (through the proxy ${proxy.host})` : '';
+  socket.on('error', (err) => fail(err instanceof NetworkError ? err : new NetworkError(`${url}${through}: ${describeSocketError(err)}`, { cause: err })));
   socket.on('end', () => {
     ended = true;
     wake();
@@ -135,12 +279,12 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
   const abort = () => fail(signal!.reason as Error);
   signal?.addEventListener('abort', abort, { once: true });
 
-  const request = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, 'User-Agent: snabbvm', 'Accept-Encoding: identity', 'Connection: close'];
-  if (target.username || target.password) {
-    // http://user:password@host/...: Basic auth, as Node's http client and curl do
-    const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
-    request.push(`Authorization: Basic ${Buffer.from(credentials).toString('base64')}`);
-  }
+  // through an http proxy the request names the whole URL (without its credentials, which go as Authorization)
+  const requestTarget = proxy && !secure ? `http://${target.host}${target.pathname}${target.search}` : `${target.pathname}${target.search}`;
+  const request = [`GET ${requestTarget} HTTP/1.1`, `Host: ${target.host}`, 'User-Agent: snabbvm', 'Accept-Encoding: identity', 'Connection: close'];
+  // http://user:password@host/...: Basic auth, as Node's http client and curl do
+  if (target.username || target.password) request.push(`Authorization: ${basicAuth(target)}`);
+  if (proxy && !secure && (proxy.username || proxy.password)) request.push(`Proxy-Authorization: ${basicAuth(proxy)}`);
   for (const [name, value] of Object.entries(headers)) request.push(`${name}: ${value}`);
   socket.write(`${request.join('\r\n')}\r\n\r\n`);
 
@@ -157,8 +301,10 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
           return false;
         }
         let parsed: ResponseHead;
+        let framing: BodyFraming;
         try {
           parsed = parseResponseHead(head.subarray(0, end).toString('latin1'));
+          framing = bodyFraming(parsed);
         } catch (err) {
           fail(new NetworkError(`${url}: ${(err as Error).message}`));
           return false;
@@ -169,17 +315,15 @@ function requestOnce(url: string, headers: Record<string, string>, options: Http
         taker = undefined;
         wake = () => {};
         if (head.length > 0) backlog.push(head);
-        resolve({ ...parsed, url, readBody: (onData) => readBody(parsed, onData), close: () => socket.destroy() });
+        resolve({ ...parsed, url, framing, readBody: (onData) => readBody(framing, onData), close: () => socket.destroy() });
         return false;
       }
     };
   });
 
-  function readBody({ headers: responseHeaders }: ResponseHead, onData: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-    const chunked = /(^|,)\s*chunked\s*$/i.test(responseHeaders['transfer-encoding'] ?? '');
-    const length = chunked ? undefined : Number(responseHeaders['content-length'] ?? NaN);
-    const decoder = chunked ? new ChunkedDecoder() : undefined;
-    let remaining = Number.isSafeInteger(length) ? length! : Infinity; // Infinity: the body ends with the connection
+  function readBody(framing: BodyFraming, onData: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    const decoder = framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
+    let remaining = framing.kind === 'length' ? framing.length : Infinity; // Infinity: the body ends with the connection
     const done = () => (decoder ? decoder.done : remaining === 0);
 
     return new Promise((resolve, reject) => {

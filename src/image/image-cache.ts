@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { inputError } from '../errors.js';
+import { hostError } from '../errors.js';
 import type { Validators } from './download-file.js';
 
 /** What the cache knows about one entry (one URL, or one local file that needed unpacking or converting). */
@@ -58,9 +58,29 @@ export async function makeEntryDir(entryDir: string, cacheDir: string): Promise<
   try {
     await mkdir(entryDir, { recursive: true });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw inputError(`the image cache ${cacheDir} cannot be written (${code}); mount a writable volume there or give --cache-dir`, err);
+    // a recursive mkdir says ENOENT on a read-only file system: a plain one names the real cause
+    const code = await mkdir(entryDir).then(
+      () => (err as NodeJS.ErrnoException).code,
+      (again: NodeJS.ErrnoException) => (again.code === 'ENOENT' || again.code === 'EEXIST' ? (err as NodeJS.ErrnoException).code : again.code),
+    );
+    throw hostError(`the image cache ${cacheDir} cannot be written (${code}); mount a writable volume there or give --cache-dir`, err);
   }
+}
+
+/**
+ * A write into the cache that failed for want of room (ENOSPC, EDQUOT) or because it became read-only, as a one
+ * line host error; undefined for any other error. xz and zstd say it in their own words.
+ */
+export function cacheWriteError(err: unknown, cacheDir: string, what: string): Error | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const text = `${(err as Error | undefined)?.message ?? ''} ${((err as Error | undefined)?.cause as Error | undefined)?.message ?? ''}`;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || /No space left on device|Disk quota exceeded/i.test(text)) {
+    return hostError(`the image cache ${cacheDir} is full while ${what}: free some space there or give --cache-dir a bigger volume; nothing was kept`, err);
+  }
+  if (code === 'EROFS' || /Read-only file system/i.test(text)) {
+    return hostError(`the image cache ${cacheDir} is read-only: mount a writable volume there or give --cache-dir`, err);
+  }
+  return undefined;
 }
 
 export async function readMeta(entryDir: string): Promise<CacheMeta | undefined> {

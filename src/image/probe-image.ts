@@ -1,6 +1,8 @@
 import { open } from 'node:fs/promises';
+import pathModule from 'node:path';
 import { inputError } from '../errors.js';
 import { runProgram } from '../process/run-program.js';
+import { findOutsideReference, referenceInInfo } from './image-references.js';
 
 /** What kind of file the first argument is, judged by content, never by name. */
 export type ImageKind =
@@ -79,13 +81,22 @@ export async function probeImage(path: string, name = `image ${path}`): Promise<
   const compression = sniffCompression(head);
   if (compression) return { kind: 'compressed', compression };
 
+  // before qemu-img opens it: opening alone follows a VMDK's extents or a qcow2's data file
+  const refusal = (why: string) => inputError(`${name} is refused: ${why}; snabbvm only takes images that refer to nothing outside themselves`);
+  const reference = await findOutsideReference(path, head);
+  if (reference) throw refusal(reference);
+
+  // an absolute path: qemu-img takes `json:...` or `nbd:...` at the start of a name as a protocol
+  const absolute = pathModule.resolve(path);
   let info: QemuImgInfo;
   try {
-    const { stdout } = await runProgram(['qemu-img', 'info', '--output=json', path]);
+    const { stdout } = await runProgram(['qemu-img', 'info', '--output=json', absolute]);
     info = JSON.parse(stdout) as QemuImgInfo;
   } catch (err) {
     throw inputError(`${name} cannot be read by qemu-img: ${(err as Error).message}`, err);
   }
+  const seen = referenceInInfo(info as unknown as Record<string, unknown>, absolute);
+  if (seen) throw refusal(seen);
   if (info.format === 'raw') {
     if (isIso(await readAt(path, 32768, 6))) return { kind: 'iso', virtualSize: info['virtual-size'] };
     const why = describeNonDisk(head);

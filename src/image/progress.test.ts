@@ -20,6 +20,6 @@ test('sizes and durations read well', () => {
 test('a password in a URL is hidden wherever a message quotes it', () => {
   assert.equal(hidePasswords('downloading https://mirror:s%40cret@example.com/a.qcow2: 1 MiB'), 'downloading https://mirror:***@example.com/a.qcow2: 1 MiB');
   assert.equal(hidePasswords('from http://u:p@h:8080/x to http://h/y'), 'from http://u:***@h:8080/x to http://h/y');
-  // no password, or an @ later in the path: unchanged
-  assert.equal(hidePasswords('https://token@example.com/a and https://example.com/a@b'), 'https://token@example.com/a and https://example.com/a@b');
+  // a user name alone is often a token (issue 15 item 8): hidden too; an @ later in the path: unchanged
+  assert.equal(hidePasswords('https://token@example.com/a and https://example.com/a@b'), 'https://***@example.com/a and https://example.com/a@b');
 });

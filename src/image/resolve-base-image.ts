@@ -4,11 +4,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { VmConfig } from '../config/config.js';
 import { inputError, usageError } from '../errors.js';
-import { log } from '../log.js';
+import { hidePasswords, log } from '../log.js';
 import { acquireCacheLock } from './cache-lock.js';
 import { downloadFile, removePart, type DownloadOptions } from './download-file.js';
-import { DEFAULT_HTTP_OPTIONS, HttpStatusError, NetworkError } from './http-get.js';
+import { DEFAULT_HTTP_OPTIONS, HttpStatusError, NetworkError, proxyFromEnv, type ProxySettings } from './http-get.js';
 import {
+  cacheWriteError,
   clearEntry,
   ENTRY,
   entryDirFor,
@@ -69,12 +70,23 @@ export function downloadOptions(env: NodeJS.ProcessEnv, quiet: boolean): Downloa
       connectTimeoutMs: seconds('SNABBVM_HTTP_CONNECT_TIMEOUT', DEFAULT_HTTP_OPTIONS.connectTimeoutMs / 1000),
       stallTimeoutMs: seconds('SNABBVM_HTTP_STALL_TIMEOUT', DEFAULT_HTTP_OPTIONS.stallTimeoutMs / 1000),
       maxRedirects: DEFAULT_HTTP_OPTIONS.maxRedirects,
+      ...proxySettings(env),
     },
     attempts: Math.max(1, Math.round(positive('SNABBVM_HTTP_ATTEMPTS', 4, 'a number of attempts'))),
     retryDelayMs: seconds('SNABBVM_HTTP_RETRY_DELAY', 2),
     progressIntervalMs: seconds('SNABBVM_PROGRESS_INTERVAL', 10),
     quiet,
   };
+}
+
+/** HTTP_PROXY, HTTPS_PROXY and NO_PROXY; a malformed proxy URL is a usage error (exit 2). */
+function proxySettings(env: NodeJS.ProcessEnv): { proxy?: ProxySettings } {
+  try {
+    const proxy = proxyFromEnv(env);
+    return proxy ? { proxy } : {};
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
 }
 
 function toBase(entryDir: string, base: CachedBase, sourceSha256?: string): BaseImage {
@@ -97,7 +109,9 @@ async function exists(file: string): Promise<boolean> {
  * time per URL, under the entry's lock.
  */
 export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cacheDir' | 'sha256'>, options: DownloadOptions, signal?: AbortSignal): Promise<BaseImage> {
-  const entryDir = entryDirFor(config.cacheDir, url);
+  // the cache keeps the URL without its password (in meta.json, and as the key of its folder)
+  const source = hidePasswords(url);
+  const entryDir = entryDirFor(config.cacheDir, source);
   await makeEntryDir(entryDir, config.cacheDir);
   const release = await acquireCacheLock(path.join(entryDir, ENTRY.lock), url, { signal });
   const partPath = path.join(entryDir, ENTRY.part);
@@ -108,7 +122,7 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
   try {
     await removeTempFiles(entryDir);
     const meta = await readMeta(entryDir);
-    const cached = meta?.source === url && meta.base && (await exists(path.join(entryDir, meta.base.file))) ? meta : undefined;
+    const cached = meta?.source === source && meta.base && (await exists(path.join(entryDir, meta.base.file))) ? meta : undefined;
     const cachedAt = cached?.fetchedAt ? ` (downloaded ${cached.fetchedAt})` : '';
     if (cached && config.sha256 && cached.sha256 === config.sha256) {
       log.info(`using the cached ${url}: its SHA-256 matches --sha256`);
@@ -137,7 +151,7 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
       throw inputError(`the SHA-256 of ${url} is ${result.sha256}, not ${config.sha256} as --sha256/--digest expects: a corrupt download or a wrong digest; nothing was kept`);
     }
     log.info(`downloaded ${url}: ${formatBytes(result.size)}, sha256 ${result.sha256}`);
-    const newMeta: CacheMeta = { source: url, sha256: result.sha256, size: result.size, validators: result.validators, fetchedAt: new Date().toISOString() };
+    const newMeta: CacheMeta = { source, sha256: result.sha256, size: result.size, validators: result.validators, fetchedAt: new Date().toISOString() };
     let base: CachedBase;
     try {
       const t0 = Date.now();
@@ -168,6 +182,10 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
     await unpack.abort(); // the decompressor is gone before its output is removed
     await cleanUpAfterFailure(entryDir, partPath, err, signal);
     if (signal?.aborted) throw signal.reason;
+    // no message carries the URL's password, wherever it came from
+    if (err instanceof Error) err.message = hidePasswords(err.message);
+    const full = cacheWriteError(err, config.cacheDir, `downloading ${source}`);
+    if (full) throw full; // the partial file is gone (cleanUpAfterFailure): it could not be finished there
     if (err instanceof HttpStatusError || err instanceof NetworkError) throw inputError(err.message, err);
     throw err;
   } finally {
@@ -220,7 +238,7 @@ async function resolveLocalInCache(file: string, cacheDir: string, signal: Abort
     return toBase(entryDir, base);
   } catch (err) {
     await clearEntry(entryDir);
-    throw err;
+    throw cacheWriteError(err, cacheDir, `unpacking ${file}`) ?? err;
   } finally {
     await release();
     await removeEntryIfEmpty(entryDir);
