@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { runOptions } from '../src/config/options.js';
+import { positionalEnv, runOptions } from '../src/config/options.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { launcherPath } from './helpers/launcher.js';
 
@@ -20,7 +20,7 @@ function readYamlDocuments(file: string): Obj[] {
   return docs.map((d) => d.toJS({ maxAliasCount: 100 }) as Obj).filter((d) => d !== null);
 }
 
-const knownEnv = new Set(runOptions.map((o) => o.env));
+const knownEnv = new Set([...runOptions.map((o) => o.env), ...Object.values(positionalEnv)]);
 const knownFlags = new Set(runOptions.flatMap((o) => o.flags.split(/[ ,]+/).filter((w) => w.startsWith('-'))));
 const stopTimeoutDefault = Number(runOptions.find((o) => o.key === 'stopTimeout')!.defaultText);
 const cacheDirDefault = runOptions.find((o) => o.key === 'cacheDir')!.defaultText!;

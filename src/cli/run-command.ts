@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultBaseDir, loadConfig } from '../config/load-config.js';
-import { readEnvOptions, runOptions, type RawOptions } from '../config/options.js';
+import { positionalsWithEnv, readEnvOptions, runOptions, type RawOptions } from '../config/options.js';
 import { ExitCode, ProblemsError, usageError } from '../errors.js';
 import { runVm } from '../lifecycle/run-vm.js';
 import { setQuiet } from '../log.js';
@@ -13,7 +13,8 @@ export const VERSION = (
 ).version;
 
 const HELP_AFTER_OPTIONS = `
-Every option can also be set in the environment (shown in brackets); the flag wins.
+Every option can also be set in the environment (shown in brackets); the flag wins. The image can be given in
+SNABBVM_IMAGE and the ports in SNABBVM_PORTS (separated by spaces or newlines); arguments win over them.
 Exit codes: 0 guest powered off, 1 failure, 2 usage, 3 bad input, 4 host not ready, 5 guest forced off after --stop-timeout.
 
 Ports (eth1, eth2, ... in the VM, in order; docs/snabb.md):
@@ -34,8 +35,8 @@ export function buildRunParser(): Command {
   const program = new Command('snabbvm')
     .usage('[options] <image file in /u, or URL> [PCI address | vhost-user:PATH ...]')
     .description('Run a VM from a disk image or ISO, with Snabb-driven 10GbE ports, in one docker run.')
-    .argument('[image]', 'disk image (qcow2, raw, ...) or ISO: a file in /u, or an http(s) URL')
-    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), or vhost-user:PATH')
+    .argument('[image]', 'disk image (qcow2, raw, ...) or ISO: a file in /u, or an http(s) URL [SNABBVM_IMAGE]')
+    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), soft,peer=SOCKET or vhost-user:SOCKET [SNABBVM_PORTS]')
     .version(VERSION, '-v, --version')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
@@ -66,7 +67,8 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): { raw: Raw
   const envProblems: string[] = [];
   const fromEnv = readEnvOptions(env, envProblems);
   if (envProblems.length > 0) throw new ProblemsError(envProblems.map(usageError));
-  return { raw: { ...fromEnv, ...(program.opts() as RawOptions) }, positionals: (program.processedArgs.flat() as (string | undefined)[]).filter((a) => a !== undefined) };
+  const args = (program.processedArgs.flat() as (string | undefined)[]).filter((a) => a !== undefined);
+  return { raw: { ...fromEnv, ...(program.opts() as RawOptions) }, positionals: positionalsWithEnv(args, env) };
 }
 
 /** `help` and `version` as words, as docker and limactl take them: `snabbvm help [command]`. */
