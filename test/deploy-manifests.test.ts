@@ -35,7 +35,8 @@ function checkLauncherInputs(where: string, env: Record<string, unknown>, argv: 
     assert.ok(name === 'NAME' || knownEnv.has(name), `${where}: ${name} is not an option of the launcher (src/config/options.ts)`);
   }
   for (const flag of flagsIn(argv)) assert.ok(knownFlags.has(flag), `${where}: ${flag} is not an option of the launcher`);
-  for (const port of (argv ?? []).map(String).filter((a) => /^[0-9a-f]{4}:/.test(a))) {
+  const ports = [...(argv ?? []).map(String), ...String(env.SNABBVM_PORTS ?? '').split(/\s+/)];
+  for (const port of ports.filter((a) => /^[0-9a-f]{4}:/.test(a))) {
     assert.match(port, /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, `${where}: ${port} is a full PCI address`);
   }
 }
