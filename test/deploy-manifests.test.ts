@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { runOptions } from '../src/config/options.js';
+import { positionalEnv, runOptions } from '../src/config/options.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { launcherPath } from './helpers/launcher.js';
 
@@ -20,7 +20,7 @@ function readYamlDocuments(file: string): Obj[] {
   return docs.map((d) => d.toJS({ maxAliasCount: 100 }) as Obj).filter((d) => d !== null);
 }
 
-const knownEnv = new Set(runOptions.map((o) => o.env));
+const knownEnv = new Set([...runOptions.map((o) => o.env), ...Object.values(positionalEnv)]);
 const knownFlags = new Set(runOptions.flatMap((o) => o.flags.split(/[ ,]+/).filter((w) => w.startsWith('-'))));
 const stopTimeoutDefault = Number(runOptions.find((o) => o.key === 'stopTimeout')!.defaultText);
 const cacheDirDefault = runOptions.find((o) => o.key === 'cacheDir')!.defaultText!;
@@ -35,7 +35,8 @@ function checkLauncherInputs(where: string, env: Record<string, unknown>, argv: 
     assert.ok(name === 'NAME' || knownEnv.has(name), `${where}: ${name} is not an option of the launcher (src/config/options.ts)`);
   }
   for (const flag of flagsIn(argv)) assert.ok(knownFlags.has(flag), `${where}: ${flag} is not an option of the launcher`);
-  for (const port of (argv ?? []).map(String).filter((a) => /^[0-9a-f]{4}:/.test(a))) {
+  const ports = [...(argv ?? []).map(String), ...String(env.SNABBVM_PORTS ?? '').split(/\s+/)];
+  for (const port of ports.filter((a) => /^[0-9a-f]{4}:/.test(a))) {
     assert.match(port, /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, `${where}: ${port} is a full PCI address`);
   }
 }

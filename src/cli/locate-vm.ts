@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_NAME } from '../config/load-config.js';
-import { ExitCode, UserError, usageError } from '../errors.js';
+import { ExitCode, inputError, UserError, usageError } from '../errors.js';
 import { readState } from '../lifecycle/claim-run-dir.js';
 import { ControlClient, NoLauncherError } from '../lifecycle/control-client.js';
 import { runtimePaths, type RuntimePaths } from '../paths.js';
@@ -17,6 +17,7 @@ export interface VmLocation {
 /**
  * Which VM a subcommand talks to: --run-dir, else --name, else the environment the launcher was given
  * (docker exec inherits the container's NAME / SNABBVM_*), else the only VM under /run/snabbvm.
+ * A name with no runtime folder under /run/snabbvm is an error (exit 3) that lists the VMs there.
  */
 export function locateVm(opts: { name?: string; runDir?: string }, env: NodeJS.ProcessEnv, runBase = RUN_BASE): VmLocation {
   const runDir = opts.runDir ?? (opts.name === undefined ? env.SNABBVM_RUN_DIR : undefined);
@@ -25,11 +26,15 @@ export function locateVm(opts: { name?: string; runDir?: string }, env: NodeJS.P
     const paths = runtimePaths(path.resolve(runDir));
     return { name: name ?? readState(paths)?.name ?? path.basename(runDir), paths };
   }
-  if (name === undefined) {
-    const running = existsSync(runBase) ? readdirSync(runBase) : [];
-    name = running.length === 1 ? running[0]! : DEFAULT_NAME;
-  }
+  const running = existsSync(runBase) ? readdirSync(runBase).sort() : [];
+  if (name === undefined) name = running.length === 1 ? running[0]! : DEFAULT_NAME;
+  if (!running.includes(name)) throw unknownVmError(name, running);
   return { name, paths: runtimePaths(path.join(runBase, name)) };
+}
+
+export function unknownVmError(name: string, running: string[]): UserError {
+  const here = running.length === 0 ? 'no VM runs in this container' : `the VMs here: ${running.join(', ')}`;
+  return inputError(`no VM named '${name}'; ${here} (give one with --name)`);
 }
 
 /** A subcommand's parser: --name and --run-dir, commander errors as usage errors (exit 2). */

@@ -21,4 +21,5 @@ Commands for a running VM (docker exec [-it] <container> snabbvm <command>; each
   console            the serial console (Ctrl-] leaves)
   monitor [command]  the QEMU monitor
   attach             the tmux session: console, monitor, Snabb logs
-  stop               ACPI shutdown, forced after --stop-timeout`;
+  stop               ACPI shutdown, forced after --stop-timeout
+  help [command]     this help, or a command's; version (or -v) the version`;

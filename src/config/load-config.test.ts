@@ -79,6 +79,23 @@ test('every option from the environment; the flag wins', () => {
   assert.equal(flagged.name, 'flagvm');
 });
 
+test('the image and the ports from SNABBVM_IMAGE and SNABBVM_PORTS; the arguments win', () => {
+  const env = { SNABBVM_IMAGE: 'disk.qcow2', SNABBVM_PORTS: '0000:05:00.0,vlan=42 \n soft,peer=/run/sw/vm1.sock\n' };
+  const c = configFor([], env);
+  assert.deepEqual(c.image, { kind: 'file', path: path.join(dir, 'disk.qcow2') });
+  assert.deepEqual(c.ports, ['0000:05:00.0,vlan=42', 'soft,peer=/run/sw/vm1.sock']);
+  // an image argument wins over SNABBVM_IMAGE, and still takes the ports from the environment
+  writeFileSync(path.join(dir, 'other.qcow2'), 'x');
+  const image = configFor(['other.qcow2'], env);
+  assert.deepEqual(image.image, { kind: 'file', path: path.join(dir, 'other.qcow2') });
+  assert.deepEqual(image.ports, ['0000:05:00.0,vlan=42', 'soft,peer=/run/sw/vm1.sock']);
+  // port arguments win over SNABBVM_PORTS
+  assert.deepEqual(configFor(['other.qcow2', '0000:06:00.0'], env).ports, ['0000:06:00.0']);
+  // ports from the environment without an image: still no image
+  assert.match(problemsFor([], { SNABBVM_PORTS: '0000:05:00.0' }).messages.join('\n'), /no image given; .*SNABBVM_IMAGE/);
+  assert.match(problemsFor([], { SNABBVM_IMAGE: '  ' }).messages.join('\n'), /no image given/);
+});
+
 test('NAME names the VM when --name and SNABBVM_NAME are absent', () => {
   assert.equal(configFor(['disk.qcow2'], { NAME: 'fromname' }).name, 'fromname');
   assert.equal(configFor(['disk.qcow2'], { NAME: 'fromname', SNABBVM_NAME: 'fromenv' }).name, 'fromenv');

@@ -72,7 +72,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   problems.push(...validatePortSpecs(ports));
   let image: ImageRef = { kind: 'file', path: '' };
   if (imageArg === undefined || imageArg === '') {
-    usage("no image given; usage: snabbvm [options] <image file in /u, or URL> [PCI address ...]");
+    usage("no image given; usage: snabbvm [options] <image file in /u, or URL> [port ...], or set SNABBVM_IMAGE");
   } else if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(imageArg)) {
     image = parseImageUrl(imageArg, input);
   } else {

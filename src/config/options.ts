@@ -104,6 +104,20 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--hugepages-dir <dir>', key: 'hugepagesDir', env: 'SNABBVM_HUGEPAGES_DIR', description: 'hugetlbfs mount for guest memory', defaultText: '/dev/hugepages', hidden: true },
 ];
 
+/** The arguments' environment variables: the image, and the ports separated by spaces or newlines. */
+export const positionalEnv = { image: 'SNABBVM_IMAGE', ports: 'SNABBVM_PORTS' } as const;
+
+/**
+ * The image and the ports: each from the arguments when given there, else from SNABBVM_IMAGE / SNABBVM_PORTS.
+ * An image argument with no port arguments still takes the ports from the environment.
+ */
+export function positionalsWithEnv(args: string[], env: NodeJS.ProcessEnv): string[] {
+  const [imageArg, ...portArgs] = args;
+  const image = imageArg ?? (env[positionalEnv.image]?.trim() || undefined);
+  const ports = portArgs.length > 0 ? portArgs : (env[positionalEnv.ports] ?? '').split(/\s+/).filter((p) => p !== '');
+  return image === undefined ? [] : [image, ...ports];
+}
+
 /** Reads the environment into RawOptions. Unparseable booleans are reported, not guessed. */
 export function readEnvOptions(env: NodeJS.ProcessEnv, problems: string[]): RawOptions {
   const raw: Record<string, unknown> = {};

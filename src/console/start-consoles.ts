@@ -12,6 +12,7 @@ import type { RuntimePaths } from '../paths.js';
 import { runProgram } from '../process/run-program.js';
 import type { VncPlan } from '../qemu/qemu-plan.js';
 import type { StartedQemu } from '../qemu/start-qemu.js';
+import { containerAddresses, describeUrls, reachableHostPorts } from './reachable-addresses.js';
 import { startSerialHub, type SerialHub } from './serial-hub.js';
 import { startSerialStream } from './stream-serial.js';
 import { startTerminalAttach } from './terminal-attach.js';
@@ -124,7 +125,12 @@ export async function startConsoles(config: VmConfig, paths: RuntimePaths, clean
     const web = await listenWebConsole({ listen: config.webListen, port: config.webPort, password: config.webPassword, name: config.name, hosts: config.webHosts });
     cleanup.defer('stop web console', () => web.stop());
     webConsoles.set(paths, web);
-    log.info(`web console on ${web.url}${config.webPassword === undefined ? '' : ' (password required)'}`);
+    const hostPorts = reachableHostPorts(config.webListen, config.webPort, await ownAddressesFor(config.webListen));
+    log.info(`${describeUrls('web console', 'http', hostPorts)}${config.webPassword === undefined ? '' : ' (password required)'}`);
+  }
+  if (config.vncDisplay !== undefined) {
+    const hostPorts = reachableHostPorts(config.vncListen, 5900 + config.vncDisplay, await ownAddressesFor(config.vncListen));
+    log.info(`${describeUrls('VNC', '', hostPorts)}${config.vncPassword === undefined ? '' : ' (password required)'}`);
   }
 }
 
@@ -203,6 +209,11 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
     });
     cleanup.defer('detach the terminal', () => attach.stop());
   }
+}
+
+/** The container's addresses, looked up only for a wildcard listen address. */
+async function ownAddressesFor(listen: string) {
+  return ['0.0.0.0', '::', '[::]'].includes(listen) ? containerAddresses() : [];
 }
 
 function vncAddress(config: VmConfig): string | undefined {
