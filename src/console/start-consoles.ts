@@ -240,6 +240,7 @@ async function currentStatus(config: VmConfig, paths: RuntimePaths, qemu: Starte
     ports: parsePortStatuses(state?.ports),
   };
   if (typeof state?.accel === 'string') status.accel = state.accel;
+  if (typeof state?.snabb === 'object' && state.snabb !== null) status.snabb = state.snabb as NonNullable<VmStatus['snabb']>;
   const vnc = vncAddress(config);
   if (vnc !== undefined) status.vnc = vnc;
   if (config.webPort !== undefined) status.web = config.webPort;
