@@ -7,9 +7,15 @@
 #   BASE_IMAGE     the Debian 13 image every stage starts from (default debian:trixie-slim; without Docker Hub,
 #                  scripts/build-base-image.sh makes an equivalent one with debootstrap)
 #   SNABB_SOURCE   git   (default) build Snabb SNABB_VERSION from SNABB_GIT_URL with snabb/*.patch applied
-#                  local use the binary at docker/snabb-local/snabb (a build machine that cannot reach GitHub)
+#                  local use the binary at docker/snabb-local/snabb (a build machine that cannot reach GitHub),
+#                        e.g. the one scripts/build-snabb.sh built from the vendored release, with its snabb.version
 #                  none  no Snabb: VMs without PCI ports work, a PCI port fails with a clear message
 #   SNABB_GIT_URL, SNABB_VERSION   where Snabb comes from (v2024.06 is the last release with snabbnfv)
+#   (each build of Snabb writes snabb.version beside the binary, as scripts/build-snabb.sh does: the tag, then
+#   +snabbvm. and the first 12 hex digits of the SHA-256 of snabb/*.patch concatenated in name order)
+#   SNABB_BUILD_VERSION   the Snabb build for the label io.snabbvm.snabb.version, as
+#                  `bash scripts/build-snabb.sh --print-version` prints it; the build fails if the image's Snabb
+#                  (/usr/local/bin/snabb.version) is another one
 #
 # Works with BuildKit and with the classic builder: no stage is skipped by name, so each step decides by its
 # argument what to do.
@@ -35,10 +41,12 @@ RUN set -eu; mkdir -p /out; \
         cd /build/snabb; \
         for p in "$@"; do echo "applying $(basename "$p")"; git apply --verbose "$p"; done; \
         make -j"$(nproc)" >/build/make.log 2>&1 || { tail -n 40 /build/make.log >&2; exit 1; }; \
-        install -m 0755 src/snabb /out/snabb ;; \
+        install -m 0755 src/snabb /out/snabb; \
+        echo "$SNABB_VERSION+snabbvm.$(LC_ALL=C; cat "$@" | sha256sum | cut -c1-12)" >/out/snabb.version ;; \
       local) \
         [ -f /build/inputs/snabb ] || { echo "SNABB_SOURCE=local: put a snabb binary at docker/snabb-local/snabb in the build context" >&2; exit 1; }; \
-        install -m 0755 /build/inputs/snabb /out/snabb ;; \
+        install -m 0755 /build/inputs/snabb /out/snabb; \
+        if [ -f /build/inputs/snabb.version ]; then install -m 0644 /build/inputs/snabb.version /out/snabb.version; fi ;; \
       none) \
         echo "SNABB_SOURCE=none: this image has no Snabb; PCI ports will fail with a clear message" ;; \
       *) \
@@ -121,6 +129,7 @@ RUN printf '%s\n' \
 # (the build arguments are declared only now, so that changing them does not redo the package layer above)
 ARG SNABB_SOURCE=git
 ARG SNABB_VERSION=v2024.06
+ARG SNABB_BUILD_VERSION=
 COPY --from=snabb /out/ /usr/local/bin/
 COPY --from=launcher /opt/snabbvm/ /opt/snabbvm/
 # checks that each program runs; snabb leaves its shared memory (10 MB) in /run/snabb, which the image must not keep
@@ -128,7 +137,10 @@ RUN ln -s /opt/snabbvm/dist/src/cli/main.js /usr/local/bin/snabbvm \
  && mkdir -p /u /var/cache/snabbvm /var/lib/snabbvm \
  && snabbvm --version >/dev/null \
  && qemu-system-x86_64 -version >/dev/null \
- && if [ "$SNABB_SOURCE" = none ]; then ! command -v snabb; else snabb --help >/dev/null && rm -rf /run/snabb; fi
+ && if [ "$SNABB_SOURCE" = none ]; then ! command -v snabb; else snabb --help >/dev/null && rm -rf /run/snabb; fi \
+ && built=$(cat /usr/local/bin/snabb.version 2>/dev/null || echo unknown) \
+ && if [ -n "$SNABB_BUILD_VERSION" ] && [ "$SNABB_BUILD_VERSION" != "$built" ]; then \
+      echo "SNABB_BUILD_VERSION=$SNABB_BUILD_VERSION, but the image's Snabb is $built" >&2; exit 1; fi
 
 # the source, version and revision are build arguments: e.g. --build-arg SOURCE_URL=$(git remote get-url origin)
 # --build-arg REVISION=$(git rev-parse HEAD); VERSION is package.json's
@@ -143,7 +155,8 @@ LABEL org.opencontainers.image.title="snabbvm" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0 AND GPL-2.0-only" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
-      io.snabbvm.snabb="${SNABB_SOURCE} ${SNABB_VERSION}"
+      io.snabbvm.snabb="${SNABB_SOURCE} ${SNABB_VERSION}" \
+      io.snabbvm.snabb.version="${SNABB_BUILD_VERSION}"
 
 WORKDIR /u
 VOLUME ["/var/cache/snabbvm"]

@@ -13,6 +13,8 @@ packages=(
   debootstrap fdisk grub-pc-bin e2fsprogs  # the fixture cloud image
   xz-utils zstd bzip2 gzip curl ca-certificates  # compressed images, downloads
   iperf3 procps
+  gcc make libc6-dev patch              # Snabb, built by scripts/build-snabb.sh
+  busybox                               # bench/: busybox httpd and friends
   iputils-ping util-linux                # network tests: ping the VM, setpriv to drop CAP_NET_ADMIN
   docker.io jq                           # the image tests (scripts/setup-docker.sh starts dockerd)
   chromium                               # the web console test drives a real browser (playwright-core)
@@ -28,4 +30,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# the test command needs Node.js >= 20.10 (node --test --test-concurrency); Debian 12's own nodejs is 18
+node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || (major === 20 && minor >= 10) ? 0 : 1)' ||
+  { echo "install-test-deps: the tests need Node.js >= 20.10, found $(node --version 2>/dev/null || echo none); install Node 20 or later (e.g. from NodeSource)" >&2; exit 1; }
 if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

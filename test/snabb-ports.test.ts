@@ -21,7 +21,7 @@ import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { processesMatching, startLauncher, type LauncherRun } from './helpers/launcher.js';
 
 const SNABB = '/usr/local/bin/snabb';
-const skip = whyNoVmTests() ?? (existsSync(SNABB) ? undefined : `${SNABB} is not installed (Snabb v2024.06 + snabb/*.patch; see docs/snabb.md)`);
+const skip = whyNoVmTests() ?? (existsSync(SNABB) ? undefined : `${SNABB} is not installed (run scripts/build-snabb.sh; see docs/snabb.md)`);
 if (skip) console.log(`# SKIPPING Snabb end-to-end tests: ${skip}`);
 
 const BOOT_MS = 900_000;

@@ -278,6 +278,7 @@ async function currentStatus(config: VmConfig, paths: RuntimePaths, qemu: Starte
   };
   if (typeof state?.accel === 'string') status.accel = state.accel;
   if (typeof state?.accelFallback === 'string') status.accelFallback = state.accelFallback;
+  if (typeof state?.snabb === 'object' && state.snabb !== null) status.snabb = state.snabb as NonNullable<VmStatus['snabb']>;
   const vnc = vncAddress(config);
   if (vnc !== undefined) status.vnc = vnc;
   if (config.webPort !== undefined) status.web = config.webPort;

@@ -58,6 +58,8 @@ export interface VmStatus {
   web?: number;
   tmuxSession?: string;
   ports: PortStatus[];
+  /** the Snabb build the VM's Snabb-driven ports run (src/snabb/snabb-build.ts), when it has any */
+  snabb?: { binary: string; version: string; patched?: boolean };
 }
 
 /** Our state from QEMU's status and whether a powerdown is under way. */
@@ -126,6 +128,7 @@ export function renderStatusText(s: VmStatus): string {
     'serial: snabbvm console',
   ].filter(Boolean);
   lines.push(`  consoles: ${consoles.join(', ')}`);
+  if (s.snabb) lines.push(`  snabb: ${s.snabb.version}${s.snabb.patched ? ' (with our patch)' : s.snabb.patched === false ? ' (without our patch)' : ''}, ${s.snabb.binary}`);
   if (s.ports.length) {
     lines.push('  ports:');
     for (const p of s.ports) {

@@ -68,7 +68,7 @@ function withParentDeathSignal(argv: readonly string[]): readonly string[] {
   return setpriv && program ? [setpriv, '--pdeathsig', 'SIGTERM', '--', program, ...argv.slice(1)] : argv;
 }
 
-function findOnPath(name: string): string | undefined {
+export function findOnPath(name: string): string | undefined {
   const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '').split(':').map((dir) => path.join(dir, name));
   for (const candidate of candidates) {
     try {

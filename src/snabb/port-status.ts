@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readState } from '../lifecycle/claim-run-dir.js';
 import type { RuntimePaths } from '../paths.js';
+import type { SnabbBuild } from './snabb-build.js';
 import { SNABB_SHM_ROOT, type SnabbState } from './supervise-snabb.js';
 
 /** Packets through one VM port, from Snabb's shared-memory link counters. */
@@ -70,15 +71,16 @@ export function readSnabbCounters(pid: number, portId: string, shmRoot = SNABB_S
 }
 
 /**
- * Puts `ports` into the launcher's state.json. Synchronous read-modify-write with its own temp file, so it never
- * interleaves with itself and never loses what the launcher wrote before it.
+ * Puts `ports` (and `snabb`, the build the launcher runs) into the launcher's state.json. Synchronous
+ * read-modify-write with its own temp file, so it never interleaves with itself and never loses what the launcher
+ * wrote before it.
  */
-export function writePortsState(paths: Pick<RuntimePaths, 'stateFile'>, ports: PortStatus[]): void {
+export function writePortsState(paths: Pick<RuntimePaths, 'stateFile'>, ports: PortStatus[], snabb?: SnabbBuild): void {
   const state = readState(paths as RuntimePaths);
   if (state === undefined) return; // the run folder is gone: teardown
   const tmp = `${paths.stateFile}.ports.tmp`;
   try {
-    writeFileSync(tmp, JSON.stringify({ ...state, ports }, null, 2));
+    writeFileSync(tmp, JSON.stringify({ ...state, ports, ...(snabb ? { snabb } : {}) }, null, 2));
     renameSync(tmp, paths.stateFile);
   } catch {}
 }

@@ -16,6 +16,7 @@ import { chooseSnabbCpu, parseKernelUse, probeNodeCpus, probeNumaNodes, probePci
 import { planPorts, type SnabbInstance } from './plan-ports.js';
 import { parsePortSpecs, type PortSpec } from './port-spec.js';
 import { readSnabbCounters, writePortsState, type PortStatus } from './port-status.js';
+import { describeSnabbBuild } from './snabb-build.js';
 import { needsVhostUserWithoutMsix, probeQemuVersion } from './qemu-version.js';
 import { superviseSnabb, type SupervisedSnabb } from './supervise-snabb.js';
 
@@ -100,6 +101,8 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
     updatedAt: new Date().toISOString(),
   }));
   const supervised = new Map<number, SupervisedSnabb>();
+  const snabbBuild = runsSnabb ? describeSnabbBuild(config.snabbBinary) : undefined;
+  if (snabbBuild) log.info(`Snabb ${snabbBuild.binary}: ${snabbBuild.version}${snabbBuild.patched === false ? ' (without our patch: QEMU >= 7.1 needs it; see docs/snabb.md)' : ''}`);
   const publish = () => {
     for (const status of statuses) {
       const i = Number(status.name.slice(3));
@@ -115,7 +118,7 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
       }
       status.updatedAt = new Date().toISOString();
     }
-    writePortsState(paths, statuses);
+    writePortsState(paths, statuses, snabbBuild);
   };
 
   if (plan.snabb.length > 0) mkdirSync(paths.snabbDir, { recursive: true });

@@ -10,8 +10,10 @@ import { repoRoot } from './fixtures.js';
 
 /** The client that matches Debian's engine (a newer one may sit in /usr/local/bin). */
 export const DOCKER = '/usr/bin/docker';
-/** Snabb on this machine, when installed: the image takes it with SNABB_SOURCE=local. */
+/** Snabb on this machine (scripts/build-snabb.sh installs it): the image takes it with SNABB_SOURCE=local. */
 export const HOST_SNABB = '/usr/local/bin/snabb';
+/** The build HOST_SNABB is, as scripts/build-snabb.sh wrote it beside the binary. */
+export const HOST_SNABB_VERSION = `${HOST_SNABB}.version`;
 /** The original image's size, which ours must beat. */
 export const ORIGINAL_IMAGE_MB = 374.5;
 
@@ -73,7 +75,10 @@ export function makeBuildContext(options: { snabb: 'local' | 'none' }): string {
     const from = path.join(repoRoot, entry);
     if (existsSync(from)) cpSync(from, path.join(dir, entry), { recursive: true, filter: (src) => !src.includes('/node_modules') });
   }
-  if (options.snabb === 'local') copyFileSync(HOST_SNABB, path.join(dir, 'docker/snabb-local/snabb'));
+  if (options.snabb === 'local') {
+    copyFileSync(HOST_SNABB, path.join(dir, 'docker/snabb-local/snabb'));
+    copyFileSync(HOST_SNABB_VERSION, path.join(dir, 'docker/snabb-local/snabb.version'));
+  }
   const caDir = '/usr/local/share/ca-certificates';
   if (existsSync(caDir)) {
     for (const f of readdirSync(caDir).filter((f) => f.endsWith('.crt'))) copyFileSync(path.join(caDir, f), path.join(dir, 'docker/build-ca', f));
@@ -83,13 +88,16 @@ export function makeBuildContext(options: { snabb: 'local' | 'none' }): string {
 
 /**
  * Builds the snabbvm image from the repo's Dockerfile with BuildKit: the base image from buildBaseImage(), and Snabb
- * from this machine or none. Repeated builds are fast (every layer is cached by its inputs). Returns the build's
- * output, which it also shows when the build fails.
+ * from this machine (with its build in the label io.snabbvm.snabb.version, which the Dockerfile checks) or none.
+ * Repeated builds are fast (every layer is cached by its inputs). Returns the build's output, which it also shows
+ * when the build fails.
  */
 export async function buildSnabbvmImage(options: { tag: string; baseImage: string; snabb: 'local' | 'none'; timeoutMs?: number }): Promise<string> {
   const context = makeBuildContext({ snabb: options.snabb });
   try {
-    const args = ['build', '--progress=plain', '--build-arg', `BASE_IMAGE=${options.baseImage}`, '--build-arg', `SNABB_SOURCE=${options.snabb}`, '-t', options.tag, context];
+    const args = ['build', '--progress=plain', '--build-arg', `BASE_IMAGE=${options.baseImage}`, '--build-arg', `SNABB_SOURCE=${options.snabb}`];
+    if (options.snabb === 'local') args.push('--build-arg', `SNABB_BUILD_VERSION=${readFileSync(HOST_SNABB_VERSION, 'utf8').trim()}`);
+    args.push('-t', options.tag, context);
     return await new Promise<string>((resolve, reject) => {
       const child = spawn(DOCKER, args, { env: { ...process.env, DOCKER_BUILDKIT: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
