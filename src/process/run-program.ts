@@ -1,4 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { childEnv } from './child-env.js';
 
 /** How a process ended. */
 export interface ExitInfo {
@@ -39,8 +40,7 @@ export function runProgram(
   options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'] };
-    if (options.env) spawnOptions.env = options.env;
+    const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv(options.env) };
     if (options.cwd) spawnOptions.cwd = options.cwd;
     const child = spawn(argv[0]!, argv.slice(1), spawnOptions);
     const out: Buffer[] = [];
