@@ -12,6 +12,8 @@ export const ExitCode = {
   HostNotReady: 4,
   /** The guest ignored the ACPI powerdown for --stop-timeout and was forced off. */
   Forced: 5,
+  /** A VM of the same name (the same run folder) is already running: nothing was touched. */
+  AlreadyRunning: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

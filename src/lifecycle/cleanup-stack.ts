@@ -1,4 +1,9 @@
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { log } from '../log.js';
+import { runProgram } from '../process/run-program.js';
+
+/** An undo that can be written down: a command to run, or a file to write back (a sysctl under /proc/sys). */
+export type UndoRecord = { argv: string[] } | { file: string; content: string };
 
 /**
  * Teardown steps, run last-in first-out. Each resource registers its undo the moment it exists, so a start that
@@ -8,9 +13,25 @@ import { log } from '../log.js';
 export class CleanupStack {
   private readonly steps: { name: string; undo: () => unknown }[] = [];
   private unwinding: Promise<void> | undefined;
+  private journal: string | undefined;
 
   defer(name: string, undo: () => unknown): void {
     this.steps.push({ name, undo });
+  }
+
+  /**
+   * An undo of a change outside the run folder (a bridge, an nft table, a sysctl). Besides the stack, it is
+   * appended to the journal, so that when this launcher is killed (SIGKILL: no unwind), the next launcher of the
+   * same VM can undo it (replayUndoJournal).
+   */
+  deferRecorded(name: string, record: UndoRecord): void {
+    if (this.journal !== undefined) appendFileSync(this.journal, `${JSON.stringify({ name, ...record })}\n`);
+    this.defer(name, () => runUndo(record));
+  }
+
+  /** From now on, deferRecorded() also writes to this file. */
+  journalTo(file: string): void {
+    this.journal = file;
   }
 
   get size(): number {
@@ -29,4 +50,31 @@ export class CleanupStack {
     })();
     return this.unwinding;
   }
+}
+
+async function runUndo(record: UndoRecord): Promise<void> {
+  if ('argv' in record) await runProgram(record.argv);
+  else writeFileSync(record.file, record.content);
+}
+
+/**
+ * Undoes, last first, what a launcher that died wrote in its journal. Steps it had undone itself before it died
+ * fail again harmlessly (the bridge is gone already), so failures are ignored. Returns how
+ * many steps succeeded.
+ */
+export async function replayUndoJournal(file: string): Promise<number> {
+  let lines: string[];
+  try {
+    lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  } catch {
+    return 0;
+  }
+  let undone = 0;
+  for (const line of lines.reverse()) {
+    try {
+      await runUndo(JSON.parse(line) as UndoRecord);
+      undone++;
+    } catch {}
+  }
+  return undone;
 }

@@ -98,5 +98,5 @@ function enableIpForwarding(cleanup: CleanupStack): void {
   } catch (err) {
     throw hostError(`nat mode needs net.ipv4.ip_forward=1 and cannot set it (${(err as NodeJS.ErrnoException).code}); run the container with --privileged or --sysctl net.ipv4.ip_forward=1, or use --net user`, err);
   }
-  cleanup.defer(`restore net.ipv4.ip_forward=${old}`, () => writeFileSync(IP_FORWARD, old));
+  cleanup.deferRecorded(`restore net.ipv4.ip_forward=${old}`, { file: IP_FORWARD, content: old });
 }
