@@ -69,17 +69,12 @@ function checkPortSpecs(texts: readonly string[]): { specs: PortSpec[]; problems
   const specs: PortSpec[] = [];
   texts.forEach((text, i) => {
     const where = `port ${i + 1} '${text}'`;
-    const report = (msg: string) => problems.push(inputError(oneLine(`${where}: ${msg}`)));
+    const report = (msg: string) => problems.push(inputError(`${where}: ${msg}`));
     const spec = parsePortSpec(text, report);
     if (spec) specs.push(spec);
   });
-  problems.push(...findDuplicates(specs).map((msg) => inputError(oneLine(msg))));
+  problems.push(...findDuplicates(specs).map((msg) => inputError(msg)));
   return { specs, problems };
-}
-
-/** A message quotes the spec as given: control characters in it (a newline) are shown escaped, so it stays one line. */
-function oneLine(message: string): string {
-  return message.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** One spec; problems go to report, and the result is undefined when any was found. */
