@@ -77,11 +77,19 @@ function startHolder(dir: string, undoFile: string) {
     const cleanup = new CleanupStack();
     await claimRunDir(runtimePaths(${JSON.stringify(dir)}), 'vm1', cleanup);
     cleanup.deferRecorded('put the file back', { file: ${JSON.stringify(undoFile)}, content: 'restored' });
-    console.log('ready');
+    // a child that outlives its launcher (as dnsmasq does once it has dropped root)
+    const { spawn } = await import('node:child_process');
+    const survivor = spawn('sleep', ['1000.5'], { detached: true, stdio: 'ignore' });
+    survivor.unref();
+    cleanup.record('stop the survivor', { kill: survivor.pid, cmdlineHas: '1000.5' });
+    console.log('ready', survivor.pid);
     setInterval(() => {}, 1000);`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
+  const ready = new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => {
+      const m = /ready (\d+)/.exec(b.toString());
+      if (m) resolve(Number(m[1]));
+    });
     child.on('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
   });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
@@ -93,8 +101,9 @@ test('a second launcher of the same VM exits 6 naming the first one, and touches
   const undoFile = path.join(top, 'changed-by-the-first');
   writeFileSync(undoFile, 'changed');
   const holder = startHolder(dir, undoFile);
+  let survivor = 0;
   try {
-    await holder.ready;
+    survivor = await holder.ready;
     const before = readdirSync(dir).sort();
     const cleanup = new CleanupStack();
     await rejectsWith(claimRunDir(runtimePaths(dir), 'vm1', cleanup), ExitCode.AlreadyRunning, new RegExp(`a VM named 'vm1' is already running \\(pid ${holder.child.pid}`));
@@ -111,6 +120,7 @@ test('a second launcher of the same VM exits 6 naming the first one, and touches
   await claimRunDir(runtimePaths(dir), 'vm1', cleanup);
   assert.equal(readState(runtimePaths(dir))?.pid, process.pid);
   assert.equal(readFileSync(undoFile, 'utf8'), 'restored');
+  assert.ok(!existsSync(`/proc/${survivor}/cmdline`) || !readFileSync(`/proc/${survivor}/cmdline`, 'utf8').includes('1000.5'), 'the process the killed launcher left is stopped');
   assert.equal(existsSync(runtimePaths(dir).qemuLog), false);
   await cleanup.unwind();
   assert.equal(existsSync(dir), false);

@@ -1,9 +1,13 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../log.js';
 import { runProgram } from '../process/run-program.js';
 
-/** An undo that can be written down: a command to run, or a file to write back (a sysctl under /proc/sys). */
-export type UndoRecord = { argv: string[] } | { file: string; content: string };
+/**
+ * An undo that can be written down: a command to run, a file to write back (a sysctl under /proc/sys), or a
+ * process to kill if it is still that process (its command line still holds `cmdlineHas`).
+ */
+export type UndoRecord = { argv: string[] } | { file: string; content: string } | { kill: number; cmdlineHas: string };
 
 /**
  * Teardown steps, run last-in first-out. Each resource registers its undo the moment it exists, so a start that
@@ -25,11 +29,19 @@ export class CleanupStack {
    * same VM can undo it (replayUndoJournal).
    */
   deferRecorded(name: string, record: UndoRecord): void {
-    if (this.journal !== undefined) appendFileSync(this.journal, `${JSON.stringify({ name, ...record })}\n`);
+    this.record(name, record);
     this.defer(name, () => runUndo(record));
   }
 
-  /** From now on, deferRecorded() also writes to this file. */
+  /**
+   * Only writes the undo to the journal, for what the launcher undoes otherwise on a normal stop: dnsmasq, which
+   * loses its parent-death signal when it drops root, so it outlives a launcher killed with SIGKILL.
+   */
+  record(name: string, record: UndoRecord): void {
+    if (this.journal !== undefined) appendFileSync(this.journal, `${JSON.stringify({ name, ...record })}\n`);
+  }
+
+  /** From now on, deferRecorded() and record() also write to this file. */
   journalTo(file: string): void {
     this.journal = file;
   }
@@ -54,7 +66,22 @@ export class CleanupStack {
 
 async function runUndo(record: UndoRecord): Promise<void> {
   if ('argv' in record) await runProgram(record.argv);
+  else if ('kill' in record) await killIfStill(record.kill, record.cmdlineHas);
   else writeFileSync(record.file, record.content);
+}
+
+/** SIGKILL to pid if it is still the process whose command line holds `cmdlineHas`; waits until it is gone. */
+async function killIfStill(pid: number, cmdlineHas: string): Promise<void> {
+  const isIt = () => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(cmdlineHas);
+    } catch {
+      return false;
+    }
+  };
+  if (!isIt()) return;
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100 && isIt(); i++) await sleep(50);
 }
 
 /**

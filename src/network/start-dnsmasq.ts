@@ -55,7 +55,7 @@ export async function startDnsmasq(argv: string[], dir: string, cleanup: Cleanup
         await sleep(500 * restarts.length);
         if (stopping) return;
         try {
-          current = await launch(argv, logFile, timeoutMs);
+          current = await launchAndRecord();
           log.info(`dnsmasq restarted (pid ${current.pid})`);
           supervise(current);
         } catch (err) {
@@ -64,7 +64,12 @@ export async function startDnsmasq(argv: string[], dir: string, cleanup: Cleanup
       })().finally(() => (restarting = undefined));
     });
   };
-  current = await launch(argv, logFile, timeoutMs);
+  const launchAndRecord = async () => {
+    const program = await launch(argv, logFile, timeoutMs);
+    cleanup.record('stop dnsmasq', { kill: program.pid, cmdlineHas: logFile.replace(/\/dnsmasq\.log$/, '') });
+    return program;
+  };
+  current = await launchAndRecord();
   supervise(current);
 }
 
