@@ -12,8 +12,18 @@ export const ExitCode = {
   HostNotReady: 4,
   /** The guest ignored the ACPI powerdown for --stop-timeout and was forced off. */
   Forced: 5,
+  /** A VM of the same name (the same run folder) is already running: nothing was touched. */
+  AlreadyRunning: 6,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * A message that quotes what the user gave (an option value, a port spec) stays one line: control characters in
+ * it (a newline in an environment variable) are shown escaped, as \u000a.
+ */
+export function oneLine(message: string): string {
+  return message.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 export class UserError extends Error {
@@ -22,7 +32,7 @@ export class UserError extends Error {
     readonly exitCode: ExitCode,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(oneLine(message), options);
     this.name = 'UserError';
   }
 }

@@ -26,9 +26,14 @@ export function runtimePaths(runDir: string) {
     serialLog: at('serial.log'),
     qemuLog: at('qemu.log'),
     qemuPidFile: at('qemu.pid'),
+    /** the KVM probe's test firmware, there only while the probe runs (src/qemu/probe-accel.ts) */
+    kvmProbeFirmware: at('kvm-probe.bin'),
     /** the launcher's pid and facts for `snabbvm status` */
     stateFile: at('state.json'),
+    /** held locked (flock) by the running launcher; also marks the folder as one snabbvm made */
     lockFile: at('launcher.lock'),
+    /** the undo commands of what the launcher changed outside its folder, for a launcher that takes over after a crash */
+    undoJournal: at('undo.jsonl'),
     overlay: at('disk.qcow2'),
     seedDir: at('seed'),
     seedImage: at('seed.iso'),

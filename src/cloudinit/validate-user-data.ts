@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { isMap, isScalar, isSeq, type Document } from 'yaml';
+import { oneLine } from '../errors.js';
 import { parseCloudConfig } from './parse-cloud-config.js';
 
 /**
@@ -45,7 +46,8 @@ export type UserDataResult = { ok: true; check: UserDataCheck } | { ok: false; m
  * quotes the file, except for the one line a YAML error is on. Pure.
  */
 export function validateUserData(bytes: Buffer, file: string): UserDataResult {
-  const fail = (message: string): UserDataResult => ({ ok: false, message: `user-data ${file} ${message}` });
+  // one line, also when a YAML error quotes a stray \r from the file
+  const fail = (message: string): UserDataResult => ({ ok: false, message: oneLine(`user-data ${file} ${message}`) });
   if (bytes.toString('latin1').trim() === '') return fail(`is empty; start it with ${ACCEPTED_HEADERS}`);
 
   // cloud-init decompresses gzip once, then looks at what is inside.

@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { isIP, isIPv4 } from 'node:net';
 import path from 'node:path';
 import { inputError, ProblemsError, usageError, type UserError } from '../errors.js';
 import type { AccelMode, ConsoleMode, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
@@ -20,6 +21,15 @@ export interface ConfigInput {
 export const DEFAULT_NAME = 'snabbvm';
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const LISTEN_HOST_RE = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+/** 10.0.0.5/24: an IPv4 address and a prefix length of 0 to 32 */
+function isIpv4WithPrefix(text: string): boolean {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
+  return m !== null && isIPv4(m[1]!) && Number(m[2]) <= 32;
+}
+
+const isPort = (digits: string) => Number(digits) >= 1 && Number(digits) <= 65535;
 
 /** The folder relative paths resolve against: the container's /u mount when there is one. */
 export function defaultBaseDir(): string {
@@ -119,12 +129,13 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   const sshKeys = (raw.sshKey ?? []).map((k) => readSshKey(k, resolve, input));
 
   const net = oneOf<NetMode>('--net', raw.net, ['nat', 'bridge', 'user', 'none'], 'nat');
-  if (raw.ip !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(raw.ip)) usage(`--ip '${raw.ip}' is not valid; give an address with a prefix length, such as 172.17.0.50/16`);
-  if (raw.gateway !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(raw.gateway)) usage(`--gateway '${raw.gateway}' is not valid; give an IPv4 address`);
+  if (raw.ip !== undefined && !isIpv4WithPrefix(raw.ip)) usage(`--ip '${raw.ip}' is not valid; give an address with a prefix length, such as 172.17.0.50/16`);
+  if (raw.gateway !== undefined && !isIPv4(raw.gateway)) usage(`--gateway '${raw.gateway}' is not valid; give an IPv4 address`);
   if (raw.gateway !== undefined && raw.ip === undefined) usage('--gateway needs --ip');
   const forwards = raw.forward ?? [];
   for (const f of forwards) {
-    if (!/^(tcp|udp):\d{1,5}:\d{1,5}$/.test(f)) usage(`--forward '${f}' is not valid; use proto:hostport:guestport, such as tcp:2222:22`);
+    const m = /^(tcp|udp):(\d{1,5}):(\d{1,5})$/.exec(f);
+    if (!m || !isPort(m[2]!) || !isPort(m[3]!)) usage(`--forward '${f}' is not valid; use proto:hostport:guestport with ports from 1 to 65535, such as tcp:2222:22`);
   }
   const forwardExclude: number[] = [];
   for (const p of raw.forwardExclude ?? []) forwardExclude.push(integer('--forward-exclude', p, 0, 1, 65535));
@@ -132,6 +143,10 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   let vncDisplay: number | undefined = 1;
   if (raw.vnc !== undefined) vncDisplay = raw.vnc === 'none' ? undefined : integer('--vnc', raw.vnc, 1, 0, 99);
   if (raw.vncPassword !== undefined && (raw.vncPassword.length < 1 || raw.vncPassword.length > 8)) usage('--vnc-password must be 1 to 8 characters: VNC authentication uses no more than 8');
+  for (const [flag, value] of [['--vnc-listen', raw.vncListen], ['--web-listen', raw.webListen]] as const) {
+    // it goes into QEMU's -vnc option list: only an address or a host name, never ',' or '=' (more options)
+    if (value !== undefined && !isIP(value.replace(/^\[(.*)\]$/, '$1')) && !LISTEN_HOST_RE.test(value)) usage(`${flag} '${value}' is not valid; give an IP address (0.0.0.0, 127.0.0.1, ::) or a host name`);
+  }
   let webPort: number | undefined = 8006;
   if (raw.web !== undefined) webPort = raw.web === 'none' ? undefined : integer('--web', raw.web, 8006, 1, 65535);
   if (raw.webPassword !== undefined && raw.webPassword.length === 0) usage('--web-password must not be empty; leave it out to run the web console without a password');

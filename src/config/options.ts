@@ -72,7 +72,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--disk-size <size>', key: 'diskSize', env: 'SNABBVM_DISK_SIZE', description: "grow the VM's disk to this size (never shrinks); blank disk size for an ISO", defaultText: '10G for an ISO' },
   { flags: '--stop-timeout <seconds>', key: 'stopTimeout', env: 'SNABBVM_STOP_TIMEOUT', description: 'how long to wait for the guest to power off after SIGTERM before forcing it', defaultText: '60' },
   { flags: '--cache-dir <dir>', key: 'cacheDir', env: 'SNABBVM_CACHE_DIR', description: 'downloaded and unpacked images', defaultText: '/var/cache/snabbvm' },
-  { flags: '--run-dir <dir>', key: 'runDir', env: 'SNABBVM_RUN_DIR', description: 'runtime files (sockets, overlay, logs)', defaultText: '/run/snabbvm/<name>' },
+  { flags: '--run-dir <dir>', key: 'runDir', env: 'SNABBVM_RUN_DIR', description: 'runtime files (sockets, overlay, logs): a new or empty folder, locked while the VM runs', defaultText: '/run/snabbvm/<name>' },
   { flags: '--data-dir <dir>', key: 'dataDir', env: 'SNABBVM_DATA_DIR', description: "where --persist keeps the VM's disk", defaultText: '/var/lib/snabbvm' },
   { flags: '--persist', key: 'persist', env: 'SNABBVM_PERSIST', boolean: true, description: "keep the VM's writes across container restarts (in --data-dir)" },
   { flags: '--sha256 <hex>', key: 'sha256', env: 'SNABBVM_SHA256', description: 'expected SHA-256 of the downloaded image' },

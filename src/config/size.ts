@@ -5,7 +5,8 @@ const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 3
  * A bare number is taken in `bareUnit` (MB for memory, as the original's -m).
  */
 export function parseSize(text: string, bareUnit: 'B' | 'M' = 'B'): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$/i.exec(text);
+  // trimmed first: \s* on both sides of an optional unit made the match quadratic ('1' + 100k spaces + 'x': seconds)
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?$/i.exec(text.trim());
   if (!m) return undefined;
   const unit = m[2]!.toUpperCase();
   const scale = unit === '' && bareUnit === 'M' ? UNITS.M! : UNITS[unit]!;

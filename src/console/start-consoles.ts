@@ -16,7 +16,7 @@ import { containerAddresses, describeUrls, reachableHostPorts } from './reachabl
 import { startSerialHub, type SerialHub } from './serial-hub.js';
 import { startSerialStream } from './stream-serial.js';
 import { startTerminalAttach } from './terminal-attach.js';
-import { planTmuxAttach, startTmuxSession, tmuxEnv, type PortWindow, type TmuxSession, type TmuxSessionPlan } from './tmux-session.js';
+import { planTmuxAttach, startTmuxSession, tmuxEnv, tmuxSessionName, type PortWindow, type TmuxSession, type TmuxSessionPlan } from './tmux-session.js';
 import { listenWebConsole, type WebConsole } from '../web/web-server.js';
 import { trackVmState, type VmStateTracker } from './track-vm-state.js';
 import { parseDnsmasqLeases, parsePortStatuses, renderStatusBar, type VmStatus } from './vm-status.js';
@@ -201,7 +201,7 @@ export async function attachConsoles(config: VmConfig, paths: RuntimePaths, qemu
   if (layout.tmux) await ensureTmux();
   if (layout.attachTerminal) {
     const attach = startTerminalAttach({
-      attachArgv: ['tmux', ...planTmuxAttach({ socket: paths.tmuxSocket, session: config.name })],
+      attachArgv: ['tmux', ...planTmuxAttach({ socket: paths.tmuxSocket, session: tmuxSessionName(config.name) })],
       env: tmuxEnv(),
       ensureSession: async () => void (await ensureTmux()),
       vmEnded: qemu.ended,
@@ -223,7 +223,7 @@ function vncAddress(config: VmConfig): string | undefined {
 
 function planSession(config: VmConfig, paths: RuntimePaths, vnc: string | undefined): TmuxSessionPlan {
   const plan: TmuxSessionPlan = {
-    session: config.name,
+    session: tmuxSessionName(config.name),
     socket: paths.tmuxSocket,
     self: [process.execPath, process.argv[1]!],
     runDir: paths.runDir,

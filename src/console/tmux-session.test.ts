@@ -61,3 +61,26 @@ test('console layout: tmux on a terminal, serial on stdio without one', () => {
   assert.deepEqual(planConsoleLayout('stdio', true, true), stdio);
   assert.deepEqual(planConsoleLayout('none', true, true), { tmux: false, attachTerminal: false, streamSerial: false, forwardStdin: false });
 });
+
+test("a VM name tmux can't hold as is ('web.1'): the session starts and every -t finds it (real tmux)", async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { runProgram } = await import('../process/run-program.js');
+  const { startTmuxSession, tmuxSessionName } = await import('./tmux-session.js');
+  if (!(await runProgram(['tmux', '-V']).then(() => true, () => false))) return t.skip('tmux is not installed (apt-get install tmux)');
+  assert.equal(tmuxSessionName('web.1'), 'web_1');
+  assert.equal(tmuxSessionName('vm-1_a'), 'vm-1_a');
+  const dir = mkdtempSync(`${tmpdir()}/snabbvm-tmux-`);
+  const session = await startTmuxSession({ session: tmuxSessionName('web.1'), socket: `${dir}/tmux.sock`, self: ['sh', '-c', 'sleep 30'], runDir: dir, ports: [] });
+  try {
+    assert.equal(await session.isAlive(), true);
+    const attach = planTmuxAttach({ socket: `${dir}/tmux.sock`, session: tmuxSessionName('web.1') });
+    const target = attach[attach.indexOf('-t') + 1]!;
+    await runProgram(['tmux', '-S', `${dir}/tmux.sock`, 'has-session', '-t', target]);
+    const listed = (await runProgram(['tmux', '-S', `${dir}/tmux.sock`, 'list-sessions', '-F', '#{session_name}'])).stdout.trim();
+    assert.equal(listed, target);
+  } finally {
+    await session.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -7,7 +7,7 @@ export interface PortWindow {
 }
 
 export interface TmuxSessionPlan {
-  /** the session name: the VM's --name / NAME, as in the original tool */
+  /** the session name: tmuxSessionName() of the VM's --name / NAME, as in the original tool */
   session: string;
   /** the VM's own tmux server socket, so no other tmux server (or its config) is involved */
   socket: string;
@@ -17,6 +17,14 @@ export interface TmuxSessionPlan {
   /** shown in the status bar: where VNC listens, e.g. 0.0.0.0:5901 */
   vnc?: string;
   ports: PortWindow[];
+}
+
+/**
+ * The tmux session of a VM. tmux itself turns '.' and ':' in a session name into '_' (they separate window and
+ * pane in a target), so VM 'web.1' gets session 'web_1'; every `-t` must use this name, not the VM's.
+ */
+export function tmuxSessionName(vmName: string): string {
+  return vmName.replace(/[.:]/g, '_');
 }
 
 /** The user options the launcher sets to keep the status bar current. */

@@ -52,7 +52,7 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     const base = await resolveBaseImage(config, process.env, stopSetup.signal);
     checkpoint();
     // a real probe (a test guest under KVM), not just an open() of /dev/kvm; its result holds for the run
-    const choice = await chooseAccel(config.accel, { qemuBinary: config.qemuBinary, workDir: paths.runDir, device: config.kvmDevice });
+    const choice = await chooseAccel(config.accel, { qemuBinary: config.qemuBinary, firmware: paths.kvmProbeFirmware, device: config.kvmDevice });
     let { accel, fallbackReason } = choice;
     const disk = await prepareVmDisk(base, config, paths, cleanup);
     checkpoint();

@@ -13,7 +13,7 @@ import { applySteps } from './net-steps.js';
 import { planBridge } from './plan-bridge.js';
 import { planNat } from './plan-nat.js';
 import { planUserModeNic } from './plan-network.js';
-import { startDnsmasq } from './start-dnsmasq.js';
+import { dnsmasqUser, startDnsmasq } from './start-dnsmasq.js';
 
 /** eth0 as the chosen --net mode makes it: QEMU's NIC, and how the guest configures it. */
 export interface NetworkSetup {
@@ -58,7 +58,7 @@ export async function applyNetwork(
 async function applyNat(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack, ownPorts: number[]): Promise<NetworkSetup> {
   if (config.ip !== undefined) log.warn('--ip is for --net bridge; in nat mode the VM gets its address by DHCP');
   if (config.forwards.length > 0) log.warn('--forward is for --net user; nat mode forwards every port to the VM already (keep ports with --forward-exclude)');
-  const plan = planNat({ name: config.name, net: await probeContainerNetwork(), ownPorts, dnsmasqDir: paths.dnsmasqDir });
+  const plan = planNat({ name: config.name, net: await probeContainerNetwork(), ownPorts, dnsmasqDir: paths.dnsmasqDir, dnsmasqUser: dnsmasqUser() });
   await applySteps(plan.steps, cleanup);
   enableIpForwarding(cleanup);
   await startDnsmasq(plan.dnsmasqArgv, paths.dnsmasqDir, cleanup);
@@ -98,5 +98,5 @@ function enableIpForwarding(cleanup: CleanupStack): void {
   } catch (err) {
     throw hostError(`nat mode needs net.ipv4.ip_forward=1 and cannot set it (${(err as NodeJS.ErrnoException).code}); run the container with --privileged or --sysctl net.ipv4.ip_forward=1, or use --net user`, err);
   }
-  cleanup.defer(`restore net.ipv4.ip_forward=${old}`, () => writeFileSync(IP_FORWARD, old));
+  cleanup.deferRecorded(`restore net.ipv4.ip_forward=${old}`, { file: IP_FORWARD, content: old });
 }

@@ -23,6 +23,6 @@ export async function applySteps(steps: NetStep[], cleanup: CleanupStack): Promi
       throw hostError(`could not ${step.what} (${step.argv.join(' ')}): ${why}`, err);
     }
     const undo = step.undo;
-    if (undo !== undefined) cleanup.defer(`undo: ${step.what}`, () => runProgram(undo));
+    if (undo !== undefined) cleanup.deferRecorded(`undo: ${step.what}`, { argv: undo });
   }
 }

@@ -88,3 +88,22 @@ test('a leftover interface with our name is reported, not reused', () => {
   const leftover: ContainerNetwork = { ...container, links: [...container.links, { name: 'br-vm1', mac: '', mtu: 1500, addresses: [] }] };
   assert.throws(() => planNat({ name: 'vm1', net: leftover, ownPorts: [], dnsmasqDir: '/d' }), /br-vm1 already exists.*ip link delete br-vm1/);
 });
+
+test('dnsmasq never runs as root: it drops to the dnsmasq user when the system has one, else nobody', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { dnsmasqUser } = await import('./start-dnsmasq.js');
+  const users = (u: string) => planNat({ name: 'vm1', net: container, ownPorts: [], dnsmasqDir: '/d', dnsmasqUser: u }).dnsmasqArgv.filter((a) => a.startsWith('--user'));
+  assert.deepEqual(users('dnsmasq'), ['--user=dnsmasq']);
+  assert.deepEqual(planNat({ name: 'vm1', net: container, ownPorts: [], dnsmasqDir: '/d' }).dnsmasqArgv.filter((a) => a.startsWith('--user')), ['--user=nobody']);
+  const dir = mkdtempSync(`${tmpdir()}/snabbvm-passwd-`);
+  try {
+    writeFileSync(`${dir}/with`, 'root:x:0:0:root:/root:/bin/bash\ndnsmasq:x:999:65534:dnsmasq:/var/lib/misc:/usr/sbin/nologin\n');
+    writeFileSync(`${dir}/without`, 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+    assert.equal(dnsmasqUser(`${dir}/with`), 'dnsmasq');
+    assert.equal(dnsmasqUser(`${dir}/without`), 'nobody');
+    assert.equal(dnsmasqUser(`${dir}/missing`), 'nobody');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

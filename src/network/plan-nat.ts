@@ -61,9 +61,11 @@ export interface NatInput {
   /** the launcher's own ports and --forward-exclude: never forwarded to the VM */
   ownPorts: number[];
   dnsmasqDir: string;
+  /** the unprivileged user dnsmasq runs as once it has its sockets (default: nobody) */
+  dnsmasqUser?: string;
 }
 
-export function planNat({ name, net, ownPorts, dnsmasqDir }: NatInput): NatPlan {
+export function planNat({ name, net, ownPorts, dnsmasqDir, dnsmasqUser = 'nobody' }: NatInput): NatPlan {
   const { bridge, tap, nftTable } = networkNames(name);
   for (const ifname of [bridge, tap]) {
     if (net.links.some((l) => l.name === ifname)) {
@@ -102,7 +104,7 @@ export function planNat({ name, net, ownPorts, dnsmasqDir }: NatInput): NatPlan 
     keptPorts,
     steps,
     nftRuleset,
-    dnsmasqArgv: buildDnsmasqArgv({ bridge, subnet, gatewayIp, vmIp, mac, mtu, dnsmasqDir }),
+    dnsmasqArgv: buildDnsmasqArgv({ bridge, subnet, gatewayIp, vmIp, mac, mtu, dnsmasqDir, user: dnsmasqUser }),
     nic: { kind: 'tap', mac, ifname: tap },
     guestNic: { name: 'eth0', mac, dhcp: true, addresses: [], ...(mtu !== 1500 ? { mtu } : {}) },
   };
@@ -148,7 +150,7 @@ export function renderNatRuleset(r: {
  * and DNS forwarded to the container's resolvers (it reads /etc/resolv.conf). It logs to stderr, in the
  * foreground, so the launcher supervises it as a child.
  */
-export function buildDnsmasqArgv(d: { bridge: string; subnet: Ipv4Net; gatewayIp: string; vmIp: string; mac: string; mtu: number; dnsmasqDir: string }): string[] {
+export function buildDnsmasqArgv(d: { bridge: string; subnet: Ipv4Net; gatewayIp: string; vmIp: string; mac: string; mtu: number; dnsmasqDir: string; user: string }): string[] {
   const lastHost = hostAddress(d.subnet, 2 ** (32 - d.subnet.prefix) - 2);
   return [
     'dnsmasq',
@@ -157,7 +159,8 @@ export function buildDnsmasqArgv(d: { bridge: string; subnet: Ipv4Net; gatewayIp
     '--conf-file=/dev/null',
     '--pid-file',
     '--no-hosts',
-    '--user=root',
+    // it opens its sockets and lease file as root, then drops to this user
+    `--user=${d.user}`,
     `--interface=${d.bridge}`,
     '--except-interface=lo',
     '--bind-interfaces',

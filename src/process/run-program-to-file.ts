@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { childEnv } from './child-env.js';
 import { ProgramError } from './run-program.js';
 
 /**
@@ -16,7 +17,7 @@ export function runProgramFileToFile(argv: readonly string[], options: { stdinPa
     closeSync(stdinFd);
     throw err;
   }
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: [stdinFd, stdoutFd, 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: [stdinFd, stdoutFd, 'pipe'], env: childEnv() });
   closeSync(stdinFd);
   closeSync(stdoutFd);
   return exitOf(child, argv);
@@ -52,7 +53,7 @@ export interface FilterToFile {
  */
 export function startProgramStdinToFile(argv: readonly string[], options: { stdoutPath: string }): FilterToFile {
   const stdoutFd = openSync(options.stdoutPath, 'w');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', stdoutFd, 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', stdoutFd, 'pipe'], env: childEnv() });
   closeSync(stdoutFd);
   child.stdin!.on('error', () => {}); // EPIPE when the program fails early: `done` says why
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));

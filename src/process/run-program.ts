@@ -1,4 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { childEnv } from './child-env.js';
 
 /** How a process ended. */
 export interface ExitInfo {
@@ -36,11 +37,10 @@ export interface RunResult {
  */
 export function runProgram(
   argv: readonly string[],
-  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; /** an open file the program gets as its fd 3 */ fd3?: number } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'] };
-    if (options.env) spawnOptions.env = options.env;
+    const spawnOptions: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe', ...(options.fd3 !== undefined ? [options.fd3] : [])], env: childEnv(options.env) };
     if (options.cwd) spawnOptions.cwd = options.cwd;
     const child = spawn(argv[0]!, argv.slice(1), spawnOptions);
     const out: Buffer[] = [];

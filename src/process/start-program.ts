@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
+import { childEnv } from './child-env.js';
 import { ProgramError, type ExitInfo } from './run-program.js';
 
 /** A long-running program. stop() is safe to call twice. */
@@ -25,7 +26,7 @@ export async function startProgram(
   const [command, ...args] = withParentDeathSignal(argv);
   const child = spawn(command!, args, {
     stdio: options.inheritStdio ? 'inherit' : ['ignore', logFd, logFd],
-    env: options.env ?? process.env,
+    env: childEnv(options.env),
     cwd: options.cwd,
   });
   if (typeof logFd === 'number') closeSync(logFd);

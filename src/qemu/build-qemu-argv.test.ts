@@ -93,3 +93,30 @@ test("VNC: display, the web console's display on a unix socket (nothing on TCP b
   assert.doesNotMatch(argv.join(' '), /websocket/, 'no websocket on a TCP port the guest could reach');
   assert.deepEqual(valuesOf(argv, '-object'), ['secret,id=vncpass,file=/run/snabbvm/vm1/vnc.pw']);
 });
+
+test('a comma in any file name is doubled in its QEMU option value: the image, the run folder, hugepages, sockets', () => {
+  const commaPaths = runtimePaths('/run/snabbvm,x/vm1');
+  const argv = buildQemuArgv({
+    ...base,
+    paths: commaPaths,
+    disk: '/var/lib/snabbvm,data/vm1.qcow2',
+    cdrom: '/u/debian-12,netinst.iso',
+    seed: commaPaths.seedImage,
+    memory: { kind: 'hugetlbfs', dir: '/dev/huge,pages' },
+    nics: [{ kind: 'vhost-user', mac: '02:00:00:00:00:01', socket: '/run/snabbvm,x/vm1/snabb/p,0.sock' }],
+    vnc: { listen: '0.0.0.0', display: 1, passwordFile: commaPaths.vncPasswordFile },
+  });
+  assert.deepEqual(valuesOf(argv, '-drive'), [
+    'file=/var/lib/snabbvm,,data/vm1.qcow2,format=qcow2,if=virtio,discard=unmap',
+    'file=/u/debian-12,,netinst.iso,format=raw,media=cdrom,readonly=on',
+    'file=/run/snabbvm,,x/vm1/seed.iso,format=raw,if=virtio,readonly=on',
+  ]);
+  assert.ok(valuesOf(argv, '-object').includes('memory-backend-file,id=mem0,size=1024M,mem-path=/dev/huge,,pages,share=on,prealloc=on'));
+  assert.ok(valuesOf(argv, '-object').includes('secret,id=vncpass,file=/run/snabbvm,,x/vm1/vnc-password'));
+  const chardevs = valuesOf(argv, '-chardev');
+  assert.ok(chardevs.includes('socket,id=chr0,path=/run/snabbvm,,x/vm1/snabb/p,,0.sock,server=on,wait=off'));
+  assert.ok(chardevs.includes('socket,id=qmp,path=/run/snabbvm,,x/vm1/qmp.sock,server=on,wait=off'));
+  assert.ok(chardevs.includes('socket,id=serial0,path=/run/snabbvm,,x/vm1/serial.sock,server=on,wait=off,logfile=/run/snabbvm,,x/vm1/serial.log,logappend=on'));
+  // -pidfile takes a plain file name, not an option list
+  assert.deepEqual(valuesOf(argv, '-pidfile'), ['/run/snabbvm,x/vm1/qemu.pid']);
+});

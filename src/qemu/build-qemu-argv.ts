@@ -1,7 +1,13 @@
 import type { NicPlan, QemuPlan } from './qemu-plan.js';
 
+/**
+ * A file name as the value of a QEMU option list (file=, path=, mem-path=, logfile=): QEMU splits the list at
+ * commas, and reads ',,' as one comma of the value. Without this, /u/debian-12,netinst.iso is two options.
+ */
+export const optionValue = (path: string) => path.replace(/,/g, ',,');
+
 /** A QEMU server socket that doesn't wait for its client. */
-const serverSocket = (id: string, path: string) => `socket,id=${id},path=${path},server=on,wait=off`;
+const serverSocket = (id: string, path: string) => `socket,id=${id},path=${optionValue(path)},server=on,wait=off`;
 
 /** The machine type every VM gets (and the KVM probe too). */
 export const MACHINE_TYPE = 'q35';
@@ -44,7 +50,7 @@ function memoryArgs(plan: QemuPlan): string[] {
       return ['-m', size];
     case 'hugetlbfs': {
       const bind = mem.hostNode === undefined ? '' : `,host-nodes=${mem.hostNode},policy=bind`;
-      return ['-m', size, '-object', `memory-backend-file,id=mem0,size=${size},mem-path=${mem.dir},share=on,prealloc=on${bind}`, '-numa', 'node,memdev=mem0'];
+      return ['-m', size, '-object', `memory-backend-file,id=mem0,size=${size},mem-path=${optionValue(mem.dir)},share=on,prealloc=on${bind}`, '-numa', 'node,memdev=mem0'];
     }
     case 'memfd':
       return ['-m', size, '-object', `memory-backend-memfd,id=mem0,size=${size},share=on`, '-numa', 'node,memdev=mem0'];
@@ -52,12 +58,12 @@ function memoryArgs(plan: QemuPlan): string[] {
 }
 
 function diskArgs(plan: QemuPlan): string[] {
-  const args = ['-drive', `file=${plan.disk},format=qcow2,if=virtio,discard=unmap`];
+  const args = ['-drive', `file=${optionValue(plan.disk)},format=qcow2,if=virtio,discard=unmap`];
   if (plan.cdrom !== undefined) {
     // boot the ISO once; a reboot after an installer has run then starts from the disk
-    args.push('-drive', `file=${plan.cdrom},format=raw,media=cdrom,readonly=on`, '-boot', 'once=d');
+    args.push('-drive', `file=${optionValue(plan.cdrom)},format=raw,media=cdrom,readonly=on`, '-boot', 'once=d');
   }
-  if (plan.seed !== undefined) args.push('-drive', `file=${plan.seed},format=raw,if=virtio,readonly=on`);
+  if (plan.seed !== undefined) args.push('-drive', `file=${optionValue(plan.seed)},format=raw,if=virtio,readonly=on`);
   return args;
 }
 
@@ -74,7 +80,7 @@ function nicArgs(nic: NicPlan, index: number, withoutMsix: boolean): string[] {
     case 'vhost-user':
       // QEMU is the server, so a backend (Snabb) can die, restart and reconnect while the guest runs
       return [
-        '-chardev', `socket,id=chr${index},path=${nic.socket},server=on,wait=off`,
+        '-chardev', `socket,id=chr${index},path=${optionValue(nic.socket)},server=on,wait=off`,
         '-netdev', `vhost-user,id=${id},chardev=chr${index}`,
         '-device', withoutMsix ? `${device},vectors=0` : device,
       ];
@@ -88,7 +94,7 @@ function controlArgs(plan: QemuPlan): string[] {
     '-chardev', serverSocket('qmptools', p.qmpToolsSocket), '-mon', 'chardev=qmptools,mode=control',
     '-chardev', serverSocket('hmp', p.monitorSocket), '-mon', 'chardev=hmp,mode=readline',
     // the serial console: a socket for interactive use, and a log of everything for tests and `docker logs`
-    '-chardev', `${serverSocket('serial0', p.serialSocket)},logfile=${p.serialLog},logappend=on`,
+    '-chardev', `${serverSocket('serial0', p.serialSocket)},logfile=${optionValue(p.serialLog)},logappend=on`,
     '-serial', 'chardev:serial0',
     '-pidfile', p.qemuPidFile,
   ];
@@ -100,10 +106,10 @@ function displayArgs(plan: QemuPlan): string[] {
   const args = ['-vga', 'std', '-display', 'none'];
   let password = '';
   if (v.passwordFile !== undefined) {
-    args.push('-object', `secret,id=vncpass,file=${v.passwordFile}`);
+    args.push('-object', `secret,id=vncpass,file=${optionValue(v.passwordFile)}`);
     password = ',password-secret=vncpass';
   }
   args.push('-vnc', `${v.listen}:${v.display}${password}`);
-  if (v.webSocket !== undefined) args.push('-vnc', `unix:${v.webSocket},id=web${password}`);
+  if (v.webSocket !== undefined) args.push('-vnc', `unix:${optionValue(v.webSocket)},id=web${password}`);
   return args;
 }

@@ -38,7 +38,7 @@ const isHostError = (pattern: RegExp) => (e: unknown) => e instanceof UserError 
 
 test('a missing KVM device: auto falls back to TCG with the reason, kvm exits 4, tcg does not probe', async () => {
   assert.match(probeKvm('/nonexistent/kvm')!, /does not exist/);
-  const options = { qemuBinary: '/nonexistent/qemu', workDir: work, device: '/nonexistent/kvm' };
+  const options = { qemuBinary: '/nonexistent/qemu', firmware: path.join(work, 'kvm-probe.bin'), device: '/nonexistent/kvm' };
   const auto = await chooseAccel('auto', options);
   assert.equal(auto.accel, 'tcg');
   assert.match(auto.fallbackReason!, /\/nonexistent\/kvm does not exist/);
@@ -53,7 +53,7 @@ test('the probe firmware: 64 KiB, guest code at the reset vector', () => {
 });
 
 test('the probe firmware runs under real QEMU (TCG) and is detected, in well under 2 s', { skip: noQemu }, async (t) => {
-  const result = await probeGuestCode({ qemuBinary: 'qemu-system-x86_64', accel: 'tcg', workDir: work });
+  const result = await probeGuestCode({ qemuBinary: 'qemu-system-x86_64', accel: 'tcg', firmware: path.join(work, 'kvm-probe.bin') });
   t.diagnostic(`probe under TCG: ${JSON.stringify(result)}`);
   assert.equal(result.ok, true, JSON.stringify(result));
   assert.ok(result.ms < 2000, `took ${result.ms} ms`);
@@ -61,7 +61,7 @@ test('the probe firmware runs under real QEMU (TCG) and is detected, in well und
 
 test('a QEMU that aborts with the MSR assertion under KVM: auto falls back with its reason; kvm exits 4 within 10 s', { skip: noQemu }, async () => {
   const qemu = writeStandInQemu(work, 'abort');
-  const options = { qemuBinary: qemu, workDir: work, device: openableDevice };
+  const options = { qemuBinary: qemu, firmware: path.join(work, 'kvm-probe.bin'), device: openableDevice };
   const auto = await chooseAccel('auto', options);
   assert.equal(auto.accel, 'tcg');
   const assertion = MSR_ASSERTION.replace('qemu-system-x86_64: ', '');
@@ -74,7 +74,7 @@ test('a QEMU that aborts with the MSR assertion under KVM: auto falls back with 
 test(`a QEMU that hangs under KVM: the probe gives up after ${PROBE_TIMEOUT_MS / 1000} s`, { skip: noQemu }, async () => {
   const qemu = writeStandInQemu(work, 'hang');
   const t0 = Date.now();
-  const auto = await chooseAccel('auto', { qemuBinary: qemu, workDir: work, device: openableDevice });
+  const auto = await chooseAccel('auto', { qemuBinary: qemu, firmware: path.join(work, 'kvm-probe.bin'), device: openableDevice });
   const ms = Date.now() - t0;
   assert.equal(auto.accel, 'tcg');
   assert.equal(auto.fallbackReason, `a test guest ran no code under KVM within ${PROBE_TIMEOUT_MS / 1000} s`);
@@ -82,7 +82,7 @@ test(`a QEMU that hangs under KVM: the probe gives up after ${PROBE_TIMEOUT_MS /
 });
 
 test('the real probe with the real QEMU under KVM: whatever this host has, the answer comes within 5 s', { skip: noQemu }, async (t) => {
-  const result = await probeGuestCode({ qemuBinary: 'qemu-system-x86_64', accel: 'kvm', workDir: work });
+  const result = await probeGuestCode({ qemuBinary: 'qemu-system-x86_64', accel: 'kvm', firmware: path.join(work, 'kvm-probe.bin') });
   // With /dev/kvm missing QEMU says so; with a working KVM the guest code runs; with a broken one, QEMU's reason.
   t.diagnostic(`this host's KVM: ${JSON.stringify(result)}`);
   assert.ok(result.ms < PROBE_TIMEOUT_MS + 1000);
@@ -92,7 +92,7 @@ test('the real probe with the real QEMU under KVM: whatever this host has, the a
 
 test("this host's own /dev/kvm through the launcher's probe (where it has one)", { skip: noQemu ?? probeKvm() }, async (t) => {
   const t0 = Date.now();
-  const choice = await chooseAccel('auto', { qemuBinary: 'qemu-system-x86_64', workDir: work });
+  const choice = await chooseAccel('auto', { qemuBinary: 'qemu-system-x86_64', firmware: path.join(work, 'kvm-probe.bin') });
   t.diagnostic(`this host's KVM, after ${Date.now() - t0} ms: ${JSON.stringify(choice)}`);
   assert.ok(choice.accel === 'kvm' || choice.fallbackReason !== undefined);
   assert.ok(Date.now() - t0 < PROBE_TIMEOUT_MS + 1000);

@@ -1,6 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
 import type { AccelMode } from '../config/config.js';
 import { hostError } from '../errors.js';
 import { log } from '../log.js';
@@ -37,7 +36,7 @@ export function probeKvm(device = '/dev/kvm'): string | undefined {
  * binary, machine type and CPU model the VM will get (probeGuestCode). auto falls back to TCG with a one-line
  * warning; kvm exits 4 with the reason.
  */
-export async function chooseAccel(mode: AccelMode, options: { qemuBinary: string; workDir: string; device?: string }): Promise<AccelChoice> {
+export async function chooseAccel(mode: AccelMode, options: { qemuBinary: string; firmware: string; device?: string }): Promise<AccelChoice> {
   if (mode === 'tcg') return { accel: 'tcg' };
   const missing = probeKvm(options.device);
   if (missing !== undefined) {
@@ -45,7 +44,7 @@ export async function chooseAccel(mode: AccelMode, options: { qemuBinary: string
     log.warn(`KVM is not available (${missing}): running under TCG, 10-50x slower`);
     return { accel: 'tcg', fallbackReason: missing };
   }
-  const probe = await probeGuestCode({ qemuBinary: options.qemuBinary, accel: 'kvm', workDir: options.workDir });
+  const probe = await probeGuestCode({ qemuBinary: options.qemuBinary, accel: 'kvm', firmware: options.firmware });
   if (probe.ok) {
     log.info(`KVM works: a test guest ran in ${probe.ms} ms`);
     return { accel: 'kvm' };
@@ -85,9 +84,17 @@ export type ProbeResult = { ok: true; ms: number } | { ok: false; ms: number; re
  * Runs the probe firmware under the given accelerator, with the VM's machine type and CPU model, and checks that
  * its code ran. Gives up after timeoutMs (a hanging KVM). The reason on failure is QEMU's own, in one line.
  */
-export async function probeGuestCode(options: { qemuBinary: string; accel: 'kvm' | 'tcg'; workDir: string; timeoutMs?: number }): Promise<ProbeResult> {
-  const firmware = path.join(options.workDir, 'kvm-probe.bin');
+export async function probeGuestCode(options: { qemuBinary: string; accel: 'kvm' | 'tcg'; firmware: string; timeoutMs?: number }): Promise<ProbeResult> {
+  const firmware = options.firmware;
   await writeFile(firmware, buildProbeFirmware());
+  try {
+    return await runProbe(options, firmware);
+  } finally {
+    await rm(firmware, { force: true });
+  }
+}
+
+async function runProbe(options: { qemuBinary: string; accel: 'kvm' | 'tcg'; timeoutMs?: number }, firmware: string): Promise<ProbeResult> {
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const argv = [
     options.qemuBinary,
