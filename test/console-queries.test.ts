@@ -18,11 +18,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Page } from 'playwright-core';
+import { chromium } from 'playwright-core';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { freePort } from './helpers/free-port.js';
 import { launcherPath, processesMatching, startLauncher } from './helpers/launcher.js';
 import { progressLog, waitUntil } from './helpers/wait-until.js';
+import { terminalText } from './helpers/xterm-text.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip =
@@ -84,15 +85,6 @@ function testTerminals(runDir: string) {
     kill: () => spawnSync('tmux', ['-S', socket, 'kill-server']),
   };
 }
-
-/** The text in xterm.js's buffer. */
-const terminalText = (page: Page) =>
-  page.evaluate(() => {
-    const buffer = (window as unknown as { snabbvm: { term: { buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } } } } }).snabbvm.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
-    return lines.join('\n');
-  });
 
 /** The cursor position reports in what the guest program read (hex), one list per question. */
 function cursorReports(hex: string): string[] {

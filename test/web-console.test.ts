@@ -22,6 +22,7 @@ import { cloudImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
 import { freePort, freeVncDisplay } from './helpers/free-port.js';
 import { processesMatching, startLauncher } from './helpers/launcher.js';
 import { progressLog, waitUntil } from './helpers/wait-until.js';
+import { terminalText } from './helpers/xterm-text.js';
 import type { SerialHub } from '../src/console/serial-hub.js';
 import type { VmStatus } from '../src/console/vm-status.js';
 import type { PortStatus } from '../src/snabb/port-status.js';
@@ -51,15 +52,6 @@ function upgradeStatus(url: string, headers: Record<string, string>): Promise<nu
     ws.on('error', reject);
   });
 }
-
-/** The text in xterm.js's buffer, as the user sees it (scrollback included). */
-const terminalText = (page: Page) =>
-  page.evaluate(() => {
-    const buffer = (window as unknown as { snabbvm: { term: { buffer: { active: { length: number; getLine(i: number): { translateToString(trim: boolean): string } | undefined } } } } }).snabbvm.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
-    return lines.join('\n');
-  });
 
 /** How many pixels of the VNC canvas are not black: a guest's text console has thousands. */
 const litPixels = (page: Page) =>

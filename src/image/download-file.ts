@@ -171,17 +171,21 @@ async function download(url: string, partPath: string, options: DownloadOptions,
     }
 
     const { status } = response;
+    /** the partial file is of no use: drop it and ask again from byte 0 (not counted as a failed attempt) */
+    const discardPartial = async () => {
+      response.close();
+      await rm(partPath, { force: true });
+      offset = 0;
+      state = undefined;
+      attempt--;
+    };
     if (status === 304 && revalidate && offset === 0) {
       response.close();
       return { status: 'not-modified' };
     }
     if (status === 416 && offset > 0) {
-      // the partial file is no longer a prefix of what the server has: start over
-      response.close();
-      await rm(partPath, { force: true });
-      offset = 0;
-      attempt--;
-      state = undefined;
+      // the partial file is no longer a prefix of what the server has
+      await discardPartial();
       continue;
     }
     if (status < 200 || status >= 300) {
@@ -208,11 +212,7 @@ async function download(url: string, partPath: string, options: DownloadOptions,
       if (changed) {
         // the rest of another version (a server that ignored If-Range): the partial file is of no use
         log.info(`${url} changed since the partial download (now ${range.total ?? 'unknown'} bytes, was ${state?.total ?? 'unknown'}); starting over`);
-        response.close();
-        await rm(partPath, { force: true });
-        offset = 0;
-        attempt--;
-        state = undefined;
+        await discardPartial();
         continue;
       }
       total = range.total;

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { readAt } from './read-at.js';
 
 /**
  * An image must never make QEMU or qemu-img open anything but itself: a backing file (a qcow2 made with
@@ -7,18 +8,6 @@ import { open } from 'node:fs/promises';
  * device) into the cache or the VM. These checks read the headers themselves, before qemu-img sees the file:
  * `qemu-img info` opens a VMDK's extents and a qcow2's data file, and `qemu-img convert` and QEMU follow all of them.
  */
-
-/** The bytes of a file at a position; shorter at its end. */
-async function readAt(file: string, position: number, length: number): Promise<Buffer> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, position);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 async function sizeOf(file: string): Promise<number> {
   const fh = await open(file, 'r');

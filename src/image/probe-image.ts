@@ -1,8 +1,8 @@
-import { open } from 'node:fs/promises';
 import pathModule from 'node:path';
 import { inputError } from '../errors.js';
 import { runProgram } from '../process/run-program.js';
 import { findOutsideReference, referenceInInfo } from './image-references.js';
+import { readAt } from './read-at.js';
 
 /** What kind of file the first argument is, judged by content, never by name. */
 export type ImageKind =
@@ -56,16 +56,6 @@ export function describeNonDisk(head: Buffer): string | undefined {
   return undefined;
 }
 
-async function readAt(path: string, position: number, length: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, position);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 interface QemuImgInfo {
   format: string;
