@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SECRET_ENV_VARS } from './child-env.js';
 import { runProgramFileToFile } from './run-program-to-file.js';
 import { runProgram } from './run-program.js';
@@ -28,6 +29,10 @@ test('a long-running child (startProgram) has no password in /proc/<pid>/environ
   withSecrets(async () => {
     const child = await startProgram(['sleep', '30']);
     try {
+      // the child runs through setpriv (parent-death signal), which then execs sleep: read sleep's environment,
+      // not the moment of an exec, when /proc shows an empty one
+      const deadline = Date.now() + 5000;
+      while (!readlinkSync(`/proc/${child.pid}/exe`).endsWith('/sleep') && Date.now() < deadline) await sleep(20);
       assertNoSecrets(readFileSync(`/proc/${child.pid}/environ`, 'utf8').replace(/\0/g, '\n'), 'sleep');
     } finally {
       await child.stop(0);
