@@ -8,6 +8,8 @@ const QUERY_TTL_MS = 5000;
  * about a third of a second for each reply.
  */
 const HOLD_MS = 100;
+/** At most this many queries wait at once: a guest that asks in a loop with no terminal attached costs no memory. */
+const MAX_WAITING = 64;
 /** How long an escape sequence cut at the end of a read waits for its rest before it is taken as keys. */
 const INCOMPLETE_MS = 30;
 
@@ -59,7 +61,11 @@ export class ReplyArbiter {
 
   /** what the guest wrote: the queries in it now wait for a reply */
   guestWrote(output: Buffer): void {
-    for (const kind of this.scanner.scan(output)) this.pending.push({ kind, askedAt: this.now() });
+    const asked = this.scanner.scan(output);
+    if (asked.length === 0) return;
+    for (const kind of asked) this.pending.push({ kind, askedAt: this.now() });
+    this.forgetOld();
+    for (const dropped of this.pending.splice(0, Math.max(0, this.pending.length - MAX_WAITING))) clearTimeout(dropped.held?.timer);
   }
 
   /** a new terminal */

@@ -74,6 +74,12 @@ test('ReplyArbiter: replies to no live query are dropped; keystrokes always pass
   assert.deepEqual(guestGot, ['debian\r', '\x1b[1;2R'], 'Shift-F3 looks like a cursor report: with no query waiting it is a key');
 });
 
+test('ReplyArbiter: a guest that asks in a loop with nobody attached keeps at most 64 queries waiting', () => {
+  const { arbiter } = arbiterWithGuest();
+  arbiter.guestWrote(b(CPR_QUERY.repeat(10_000)));
+  assert.equal(arbiter.waiting, 64);
+});
+
 test('ReplyArbiter: a query the guest stopped waiting for gets no answer', () => {
   let now = 0;
   const guestGot: string[] = [];

@@ -55,7 +55,7 @@ const MODIFIED_F3 = /^\x1b\[1;[2-8]R$/;
  * The start of an escape sequence that is still incomplete at the end of a chunk: its rest comes in the next one.
  * Only ESC [, ESC ] and ESC P sequences are held, and only while short, so a lone Escape key is never held.
  */
-const INCOMPLETE_TAIL = /\x1b(?:\[[?>=]?[\d;]*\$?|\][^\x07\x1b]{0,64}|P[^\x07\x1b]{0,64}|[\]P][^\x07]{0,64}\x1b)?$/;
+const INCOMPLETE_TAIL = /\x1b(?:\[[?>=]?[\d;]{0,32}\$?|\][^\x07\x1b]{0,64}|P[^\x07\x1b]{0,64}|[\]P][^\x07]{0,64}\x1b)?$/;
 
 function matchAt(table: [QueryKind, RegExp][], text: string, at: number): { kind: QueryKind; length: number } | undefined {
   for (const [kind, re] of table) {
