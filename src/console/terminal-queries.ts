@@ -57,13 +57,20 @@ const MODIFIED_F3 = /^\x1b\[1;[2-8]R$/;
  */
 const INCOMPLETE_TAIL = /\x1b(?:\[[?>=]?[\d;]{0,32}\$?|\][^\x07\x1b]{0,64}|P[^\x07\x1b]{0,64}|[\]P][^\x07]{0,64}\x1b)?$/;
 
-function matchAt(table: [QueryKind, RegExp][], text: string, at: number): { kind: QueryKind; length: number } | undefined {
-  for (const [kind, re] of table) {
-    re.lastIndex = at;
-    const m = re.exec(text);
-    if (m) return { kind, length: m[0].length };
+/** Each sequence of the table in the text, in order and not overlapping: its kind and where it starts and ends. */
+function* sequencesIn(table: [QueryKind, RegExp][], text: string): Generator<{ kind: QueryKind; start: number; end: number }> {
+  for (let at = text.indexOf(ESC); at >= 0; ) {
+    let end = at + 1;
+    for (const [kind, re] of table) {
+      re.lastIndex = at;
+      const m = re.exec(text);
+      if (!m) continue;
+      end = at + m[0].length;
+      yield { kind, start: at, end };
+      break;
+    }
+    at = text.indexOf(ESC, end);
   }
-  return undefined;
 }
 
 /** The output with every terminal query removed: what a terminal that attaches later is shown. */
@@ -71,12 +78,9 @@ export function stripQueries(output: Buffer): Buffer {
   const text = output.toString('latin1');
   let kept = '';
   let from = 0;
-  for (let at = text.indexOf(ESC); at >= 0; at = text.indexOf(ESC, at + 1)) {
-    const query = matchAt(QUERIES, text, at);
-    if (!query) continue;
-    kept += text.slice(from, at);
-    from = at + query.length;
-    at = from - 1;
+  for (const query of sequencesIn(QUERIES, text)) {
+    kept += text.slice(from, query.start);
+    from = query.end;
   }
   return from === 0 ? output : Buffer.from(kept + text.slice(from), 'latin1');
 }
@@ -90,13 +94,9 @@ export class QueryScanner {
     const text = this.carry + chunk.toString('latin1');
     const found: QueryKind[] = [];
     let end = 0;
-    for (let at = text.indexOf(ESC); at >= 0; at = text.indexOf(ESC, at + 1)) {
-      const query = matchAt(QUERIES, text, at);
-      if (query) {
-        found.push(query.kind);
-        end = at + query.length;
-        at = end - 1;
-      }
+    for (const query of sequencesIn(QUERIES, text)) {
+      found.push(query.kind);
+      end = query.end;
     }
     const tail = INCOMPLETE_TAIL.exec(text.slice(end));
     this.carry = tail && tail[0].length > 0 ? tail[0] : '';
@@ -119,13 +119,10 @@ export class InputSplitter {
     const keysUpTo = (at: number) => {
       if (at > from) pieces.push({ keys: Buffer.from(text.slice(from, at), 'latin1') });
     };
-    for (let at = text.indexOf(ESC); at >= 0; at = text.indexOf(ESC, at + 1)) {
-      const reply = matchAt(REPLIES, text, at);
-      if (!reply) continue;
-      keysUpTo(at);
-      pieces.push({ reply: reply.kind, bytes: Buffer.from(text.slice(at, at + reply.length), 'latin1') });
-      from = at + reply.length;
-      at = from - 1;
+    for (const reply of sequencesIn(REPLIES, text)) {
+      keysUpTo(reply.start);
+      pieces.push({ reply: reply.kind, bytes: Buffer.from(text.slice(reply.start, reply.end), 'latin1') });
+      from = reply.end;
     }
     const rest = text.slice(from);
     const tail = INCOMPLETE_TAIL.exec(rest);
