@@ -23,6 +23,8 @@ Ports (eth1, eth2, ... in the VM, in order; docs/snabb.md):
     ,ip=10.1.1.1/24 | ,ip=dhcp         the guest's address on that NIC (repeatable)
   soft,peer=SOCKET[,key=value...]      a Snabb software link to another vhost-user socket: no NIC needed
   vhost-user:SOCKET                    QEMU serves SOCKET for a switch that runs elsewhere
+  PCIDEVICE_<RESOURCE>=ADDR,...        a device plugin's PCI addresses (Kubernetes): ports after the arguments,
+                                       sorted; --ports-from-env picks the resource, --port-options their options
 
 Examples:
   docker run -it --rm --privileged --stop-timeout 90 -v $PWD:/u -p 2222:22 -p 8006:8006 snabbvm \\

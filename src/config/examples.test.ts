@@ -76,7 +76,7 @@ test('examples/user_data.txt: cloud-config the launcher accepts without a warnin
 });
 
 test(`one grace period everywhere: ${GRACE_SECONDS} s in the README, the docs, deploy/ and examples/`, () => {
-  const files = ['README.md', ...readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`), 'deploy/compose.yml', ...readdirSync(path.join(repoRoot, 'deploy/kubernetes')).map((f) => `deploy/kubernetes/${f}`), ...exampleComposeFiles];
+  const files = ['README.md', ...readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`), 'deploy/compose.yml', ...(readdirSync(path.join(repoRoot, 'deploy/kubernetes'), { recursive: true }) as string[]).filter((f) => /\.ya?ml$/.test(f)).map((f) => `deploy/kubernetes/${f}`), ...exampleComposeFiles];
   const advice = /docker run[^\n`]*--stop-timeout (\d+)|docker stop -t (\d+)|stop_grace_period: (\d+)s|terminationGracePeriodSeconds: (\d+)/g;
   let found = 0;
   for (const file of files) {

@@ -6,6 +6,7 @@ import type { AccelMode, ConsoleMode, ImageRef, NetMode, SeedFormat, VmConfig } 
 import type { RawOptions } from './options.js';
 import { parseSize } from './size.js';
 import { validatePortSpecs } from '../snabb/port-spec.js';
+import { planDevicePluginPorts } from '../snabb/device-plugin-ports.js';
 import { checkUserDataFile } from '../cloudinit/validate-user-data.js';
 
 export interface ConfigInput {
@@ -77,8 +78,11 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     return p;
   };
 
-  // Positionals: the image, then the ports.
-  const [imageArg, ...ports] = positionals;
+  // Positionals: the image, then the ports; the device plugin's ports (PCIDEVICE_*) follow them.
+  const [imageArg, ...portArgs] = positionals;
+  const fromDevicePlugin = planDevicePluginPorts(env, raw.portsFromEnv, raw.portOptions);
+  problems.push(...fromDevicePlugin.problems);
+  const ports = [...portArgs, ...fromDevicePlugin.ports];
   problems.push(...validatePortSpecs(ports));
   let image: ImageRef = { kind: 'file', path: '' };
   if (imageArg === undefined || imageArg === '') {
