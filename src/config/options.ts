@@ -47,6 +47,7 @@ export interface RawOptions {
   forward?: string[];
   forwardExclude?: string[];
   force?: boolean;
+  netdevTimeout?: string;
   vnc?: string;
   vncListen?: string;
   vncPassword?: string;
@@ -88,6 +89,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--forward <proto:host:guest>', key: 'forward', env: 'SNABBVM_FORWARD', repeatable: true, envSeparator: ',', description: 'user mode port forward, e.g. tcp:2222:22 (repeatable)' },
   { flags: '--forward-exclude <port>', key: 'forwardExclude', env: 'SNABBVM_FORWARD_EXCLUDE', repeatable: true, envSeparator: ',', description: 'nat mode: ports kept for the container, not forwarded to the VM' },
   { flags: '--force', key: 'force', env: 'SNABBVM_FORCE', boolean: true, description: "use a NIC even if the host's kernel has addresses or routes on it" },
+  { flags: '--netdev-timeout <seconds>', key: 'netdevTimeout', env: 'SNABBVM_NETDEV_TIMEOUT', description: 'how long to wait for the interfaces of netdev: ports to appear (containerlab adds them after the container starts); 0: they must exist already', defaultText: '300' },
   { flags: '--vnc <display|none>', key: 'vnc', env: 'SNABBVM_VNC', description: 'VNC display number (port 5900+N), or none', defaultText: '1' },
   { flags: '--vnc-listen <addr>', key: 'vncListen', env: 'SNABBVM_VNC_LISTEN', description: 'VNC listen address', defaultText: '0.0.0.0' },
   { flags: '--vnc-password <password>', key: 'vncPassword', env: 'SNABBVM_VNC_PASSWORD', description: 'require this VNC password' },
