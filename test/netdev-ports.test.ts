@@ -11,14 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { runLauncher, startLauncher, type LauncherRun } from './helpers/launcher.js';
 import { snapshotNetwork, whyNoNetnsTests } from './helpers/netns.js';
+import { waitForSerial } from './helpers/serial-log.js';
 
 const skipNetns = whyNoNetnsTests();
 const skipVm = skipNetns ?? whyNoVmTests();
@@ -100,24 +100,6 @@ ${indent(FRAMES_PY)}
 runcmd:
   - [systemd-run, --unit=ndcheck, /usr/local/bin/ndcheck]
 `;
-}
-
-const serial = (file: string) => {
-  try {
-    return readFileSync(file, 'latin1');
-  } catch {
-    return '';
-  }
-};
-
-async function waitForSerial(file: string, re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = serial(file).match(re);
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${re} on ${file} within ${timeoutMs / 1000} s; tail:\n${serial(file).slice(-3000)}`);
-    await sleep(1000);
-  }
 }
 
 /** SIGTERM, then SIGKILL if it takes too long (its QEMU dies with it). */
@@ -226,7 +208,7 @@ describe('netdev: ports, containerlab-style links in network namespaces', { skip
     await Promise.all(Object.values(vms).map((v) => v.vm!.waitFor(/is running/, 180_000)));
     console.log(`# both VMs running at ${since()}`);
 
-    const serialOf = (side: 'a' | 'b') => path.join(vms[side].runDir, 'serial.log');
+    const serialOf = (side: 'a' | 'b') => vms[side].runDir;
     for (const side of ['a', 'b'] as const) {
       const info = await waitForSerial(serialOf(side), /NDINFO mac=(\S+) mtu=(\d+)/, BOOT_MS);
       assert.deepEqual([info[1], info[2]], [macs[side], String(MTU)], "the guest's eth1 has the interface's MAC and MTU");
