@@ -23,6 +23,7 @@ Ports (eth1, eth2, ... in the VM, in order; docs/snabb.md):
     ,ip=10.1.1.1/24 | ,ip=dhcp         the guest's address on that NIC (repeatable)
   soft,peer=SOCKET[,key=value...]      a Snabb software link to another vhost-user socket: no NIC needed
   vhost-user:SOCKET                    QEMU serves SOCKET for a switch that runs elsewhere
+  netdev:IFNAME                        the container's interface (a containerlab link), every frame passed by tc
 
 Examples:
   docker run -it --rm --privileged --stop-timeout 90 -v $PWD:/u -p 2222:22 -p 8006:8006 snabbvm \\
@@ -36,7 +37,7 @@ export function buildRunParser(): Command {
     .usage('[options] <image file in /u, or URL> [PCI address | vhost-user:PATH ...]')
     .description('Run a VM from a disk image or ISO, with Snabb-driven 10GbE ports, in one docker run.')
     .argument('[image]', 'disk image (qcow2, raw, ...) or ISO: a file in /u, or an http(s) URL [SNABBVM_IMAGE]')
-    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), soft,peer=SOCKET or vhost-user:SOCKET [SNABBVM_PORTS]')
+    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), soft,peer=SOCKET, vhost-user:SOCKET or netdev:IFNAME [SNABBVM_PORTS]')
     .version(VERSION, '-v, --version')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
