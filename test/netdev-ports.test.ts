@@ -166,6 +166,50 @@ describe('netdev: ports, containerlab-style links in network namespaces', { skip
     assert.equal(snapshotNetwork(nsA), before);
   });
 
+  test('a stop signal ends the wait at once', async () => {
+    const runDir = path.join(work, 'stopped');
+    const vm = startLauncher([...quiet, '--name', 'nd-stopped', '--run-dir', runDir, tinyImage, 'netdev:eth7'], { wrapper: wrapper(nsA) });
+    launchers.push(vm);
+    await vm.waitFor(/netdev: waiting up to 300 s for eth7/, 30_000);
+    const signalled = Date.now();
+    vm.child.kill('SIGTERM');
+    const end = await vm.exited;
+    assert.ok(Date.now() - signalled < 5000, `stopped in ${Date.now() - signalled} ms`);
+    assert.equal(end.code, 1, vm.stderr());
+    assert.match(vm.stderr(), /stopped before the VM started/);
+    assert.equal(existsSync(runDir), false);
+  });
+
+  test('a launcher killed with SIGKILL leaves its tap and qdisc; the next launcher of the same VM removes them first', { skip: skipVm, timeout: 120_000 }, async () => {
+    // QEMU on a blank disk (the firmware looks for something to boot forever): enough for the tap to be in use
+    run(['ip', '-n', nsA, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'peer1']);
+    run(['ip', '-n', nsA, 'link', 'set', 'eth1', 'up']);
+    try {
+      const before = snapshotNetwork(nsA);
+      const runDir = path.join(work, 'killed');
+      const args = [...quiet, '--name', 'nd-killed', '--run-dir', runDir, tinyImage, 'netdev:eth1'];
+      const first = startLauncher(args, { wrapper: wrapper(nsA) });
+      launchers.push(first);
+      await first.waitFor(/is running/, 60_000);
+      first.child.kill('SIGKILL');
+      await first.exited;
+      assert.match(run(['ip', 'netns', 'exec', nsA, 'tc', 'qdisc', 'show', 'dev', 'eth1']), /qdisc ingress/, 'left behind by the killed launcher');
+      assert.match(run(['ip', '-n', nsA, 'link', 'show', 'nd1-nd-killed']), /nd1-nd-killed/);
+
+      const second = startLauncher(args, { wrapper: wrapper(nsA) });
+      launchers.push(second);
+      await second.waitFor(/is running/, 60_000);
+      assert.match(second.stderr(), /was killed without cleaning up; taking over/);
+      assert.doesNotMatch(second.stderr(), /already has an ingress qdisc/);
+      second.child.kill('SIGTERM');
+      await second.exited;
+      assert.equal(snapshotNetwork(nsA), before, 'no tap, the same links');
+      assert.doesNotMatch(run(['ip', 'netns', 'exec', nsA, 'tc', 'qdisc', 'show', 'dev', 'eth1']), /ingress/);
+    } finally {
+      run(['ip', '-n', nsA, 'link', 'delete', 'eth1']);
+    }
+  });
+
   test('two VMs linked after they started: ping, 9000-byte frames, LLDP and VLAN frames unchanged; the namespaces as before', { skip: skipVm, timeout: BOOT_MS + 300_000 }, async () => {
     const before = { a: snapshotNetwork(nsA), b: snapshotNetwork(nsB) };
     const macs = { a: '02:77:00:00:00:0a', b: '02:77:00:00:00:0b' };

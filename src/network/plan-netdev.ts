@@ -15,6 +15,8 @@ export interface NetdevLink {
 export interface NetdevPortPlan {
   ifname: string;
   tap: string;
+  mac: string;
+  mtu: number;
   /** make the tap and redirect everything it receives (what the VM sends) out of the interface; undone by deleting the tap */
   tapSteps: NetStep[];
   /** the ingress qdisc on the container's interface: the only change to it, undone by `undo` */
@@ -46,6 +48,8 @@ export function planNetdevPort(input: { nicName: string; link: NetdevLink; tap: 
   return {
     ifname: link.name,
     tap,
+    mac,
+    mtu: link.mtu,
     tapSteps: [
       { what: `create tap ${tap}`, argv: ['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap'], undo: ['ip', 'link', 'delete', tap] },
       { what: `set tap ${tap}'s MTU to ${mtu} and bring it up`, argv: ['ip', 'link', 'set', 'dev', tap, 'mtu', mtu, 'up'] },

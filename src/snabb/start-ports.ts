@@ -98,8 +98,7 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
   const plan = planPorts(specs, { vmName: config.name, paths, snabbBinary: config.snabbBinary, cpuFor, netdevLinks });
   for (const netdev of plan.netdevs) {
     await applyNetdevPort(netdev, cleanup);
-    const nic = netdev.nic as { mac: string; mtu: number };
-    log.info(`${netdev.guestNic.name}: netdev:${netdev.ifname} through tap ${netdev.tap} (tc redirects both ways; MAC ${nic.mac}, MTU ${nic.mtu})`);
+    log.info(`${netdev.guestNic.name}: netdev:${netdev.ifname} through tap ${netdev.tap} (tc redirects both ways; MAC ${netdev.mac}, MTU ${netdev.mtu})`);
   }
   for (const { nicIndex, socket } of plan.externalSockets) {
     // QEMU removes its socket when it exits normally; this covers a QEMU that was killed
