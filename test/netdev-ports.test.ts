@@ -187,7 +187,7 @@ describe('netdev: ports, containerlab-style links in network namespaces', { skip
     try {
       const before = snapshotNetwork(nsA);
       const runDir = path.join(work, 'killed');
-      const args = [...quiet, '--name', 'nd-killed', '--run-dir', runDir, tinyImage, 'netdev:eth1'];
+      const args = [...quiet, '--stop-timeout', '0', '--name', 'nd-killed', '--run-dir', runDir, tinyImage, 'netdev:eth1'];
       const first = startLauncher(args, { wrapper: wrapper(nsA) });
       launchers.push(first);
       await first.waitFor(/is running/, 60_000);
