@@ -11,9 +11,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { runLauncher, startLauncher, type LauncherRun } from './helpers/launcher.js';
@@ -266,6 +267,11 @@ describe('netdev: ports, containerlab-style links in network namespaces', { skip
       await waitForSerial(serialOf(to), new RegExp(`NDFRAME ${want.vlan}`), 120_000);
     }
     console.log(`# LLDP and VLAN frames arrived unchanged both ways at ${since()}`);
+    await sleep(6000); // a refresh of state.json's ports (every 5 s)
+    const stateA = JSON.parse(readFileSync(path.join(vms.a.runDir, 'state.json'), 'utf8')) as { ports: { name: string; kind: string; device: string; tap?: string; state: string; counters?: { txPackets: number; rxPackets: number } }[] };
+    const [port] = stateA.ports;
+    assert.deepEqual([port?.name, port?.kind, port?.device, port?.tap, port?.state], ['eth1', 'netdev', 'netdev:eth1', 'nd1-nd-a', 'external']);
+    assert.ok(port!.counters && port!.counters.txPackets > 0 && port!.counters.rxPackets > 0, `the tap's counters move: ${JSON.stringify(port!.counters)}`);
 
     for (const v of Object.values(vms)) v.vm!.child.kill('SIGTERM');
     for (const side of ['a', 'b'] as const) {

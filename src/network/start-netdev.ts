@@ -4,6 +4,7 @@ import { hostError, type UserError } from '../errors.js';
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
 import { log } from '../log.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
+import type { PortCounters } from '../snabb/port-status.js';
 import { hasCapability, onPath, parseCapEff } from './check-network-host.js';
 import { applySteps } from './net-steps.js';
 import { parseIngressQdisc, parseNetdevLink, type NetdevLink, type NetdevPortPlan } from './plan-netdev.js';
@@ -98,4 +99,17 @@ export async function applyNetdevPort(plan: NetdevPortPlan, cleanup: CleanupStac
     if ((await probeLink(plan.ifname)) !== undefined) await runProgram(undo);
   });
   await applySteps([plan.interfaceRedirect], cleanup);
+}
+
+/**
+ * A netdev: port's traffic, from its tap's kernel counters (/sys/class/net/TAP/statistics): what the tap received
+ * is what the VM sent; what it sent, or dropped because QEMU did not read it, is what went to the VM.
+ */
+export function readTapCounters(tap: string, sysClassNet = '/sys/class/net'): PortCounters | undefined {
+  const read = (name: string) => Number(readFileSync(`${sysClassNet}/${tap}/statistics/${name}`, 'utf8'));
+  try {
+    return { txPackets: read('rx_packets'), txBytes: read('rx_bytes'), rxPackets: read('tx_packets'), rxBytes: read('tx_bytes'), rxDrops: read('tx_dropped') };
+  } catch {
+    return undefined;
+  }
 }

@@ -7,7 +7,7 @@ import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
 import { log } from '../log.js';
 import type { GuestNic } from '../network/guest-nic.js';
 import type { NetdevLink } from '../network/plan-netdev.js';
-import { applyNetdevPort, checkInterfaceFree, checkNetdevHost, waitForInterfaces } from '../network/start-netdev.js';
+import { applyNetdevPort, checkInterfaceFree, checkNetdevHost, readTapCounters, waitForInterfaces } from '../network/start-netdev.js';
 import type { RuntimePaths } from '../paths.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
 import type { GuestMemory, NicPlan } from '../qemu/qemu-plan.js';
@@ -134,6 +134,8 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
         const counters = sup.pid !== undefined ? readSnabbCounters(sup.pid, status.name) : undefined;
         if (counters) status.counters = counters;
       }
+      const counters = status.tap !== undefined ? readTapCounters(status.tap) : undefined;
+      if (counters) status.counters = counters;
       status.updatedAt = new Date().toISOString();
     }
     writePortsState(paths, statuses, snabbBuild);
