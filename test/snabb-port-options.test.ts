@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { launcherPath, processesMatching, startLauncher, type LauncherRun } from './helpers/launcher.js';
+import { serial, waitForSerial } from './helpers/serial-log.js';
 
 const SNABB = '/usr/local/bin/snabb';
 const skip = whyNoVmTests() ?? (existsSync(SNABB) ? undefined : `${SNABB} is not installed (run scripts/build-snabb.sh; see docs/snabb.md)`);
@@ -103,24 +104,6 @@ write_files:
 runcmd:
   - [systemd-run, --unit=peer, /usr/local/bin/peer]
 `;
-
-function serial(runDir: string): string {
-  try {
-    return readFileSync(path.join(runDir, 'serial.log'), 'latin1');
-  } catch {
-    return '';
-  }
-}
-
-async function waitForSerial(runDir: string, re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = serial(runDir).match(re);
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`no ${re} on ${runDir}'s serial console within ${timeoutMs / 1000} s; its tail:\n${serial(runDir).slice(-2500)}`);
-    await sleep(1000);
-  }
-}
 
 interface StatusJson {
   state: string;

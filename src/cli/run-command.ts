@@ -25,6 +25,7 @@ Ports (eth1, eth2, ... in the VM, in order; docs/snabb.md):
   vhost-user:SOCKET                    QEMU serves SOCKET for a switch that runs elsewhere
   PCIDEVICE_<RESOURCE>=ADDR,...        a device plugin's PCI addresses (Kubernetes): ports after the arguments,
                                        sorted; --ports-from-env picks the resource, --port-options their options
+  netdev:IFNAME                        the container's interface (a containerlab link), every frame passed by tc
 
 Examples:
   docker run -it --rm --privileged --stop-timeout 90 -v $PWD:/u -p 2222:22 -p 8006:8006 snabbvm \\
@@ -38,7 +39,7 @@ export function buildRunParser(): Command {
     .usage('[options] <image file in /u, or URL> [PCI address | vhost-user:PATH ...]')
     .description('Run a VM from a disk image or ISO, with Snabb-driven 10GbE ports, in one docker run.')
     .argument('[image]', 'disk image (qcow2, raw, ...) or ISO: a file in /u, or an http(s) URL [SNABBVM_IMAGE]')
-    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), soft,peer=SOCKET or vhost-user:SOCKET [SNABBVM_PORTS]')
+    .argument('[ports...]', 'PCI addresses of 82599 ports (eth1, eth2, ...), soft,peer=SOCKET, vhost-user:SOCKET or netdev:IFNAME [SNABBVM_PORTS]')
     .version(VERSION, '-v, --version')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()

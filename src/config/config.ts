@@ -33,6 +33,8 @@ export interface VmConfig {
   forwards: string[];
   forwardExclude: number[];
   force: boolean;
+  /** how long netdev: ports wait for their interface to appear */
+  netdevTimeoutSec: number;
   /** VNC display number, or undefined for none */
   vncDisplay?: number;
   vncListen: string;

@@ -1,7 +1,7 @@
 /**
- * examples/ and the advised grace period: the example compose files parse and use only options that exist, their
- * ports and user-data pass the launcher's own checks, and every place that advises a Docker or Kubernetes grace
- * period advises the same one, longer than the launcher's stop timeout.
+ * examples/ and the advised grace period: the example compose files and the containerlab topology parse and use
+ * only options that exist, their ports and user-data pass the launcher's own checks, and every place that advises
+ * a Docker or Kubernetes grace period advises the same one, longer than the launcher's stop timeout.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -86,4 +86,38 @@ test(`one grace period everywhere: ${GRACE_SECONDS} s in the README, the docs, d
     }
   }
   assert.ok(found >= 8, `the grace period is advised in many places (found ${found})`);
+});
+
+test('examples/containerlab/: two linux nodes of the snabbvm image, launcher inputs only, /u bound, and netdev ports on the ends of their link', () => {
+  const file = 'examples/containerlab/snabbvm.clab.yml';
+  type Node = { kind?: string; image?: string; env?: Record<string, string>; binds?: string[]; cmd?: string };
+  const [doc, ...more] = parseAllDocuments(read(file));
+  assert.equal(more.length, 0);
+  assert.deepEqual(doc!.errors.map(String), [], `${file} parses`);
+  const { topology } = doc!.toJS() as { topology: { defaults?: Node; nodes: Record<string, Node>; links: { endpoints: string[] }[] } };
+  const defaults = topology.defaults ?? {};
+  const nodes = Object.entries(topology.nodes);
+  assert.equal(nodes.length, 2);
+  const netdevPorts = new Set<string>();
+  for (const [name, node] of nodes) {
+    // containerlab merges env and binds of defaults and node (the node wins)
+    const env = { ...defaults.env, ...node.env };
+    assert.equal(node.kind ?? defaults.kind, 'linux', name);
+    assert.equal(node.image ?? defaults.image, 'snabbvm', name);
+    for (const variable of Object.keys(env)) assert.ok(knownEnv.has(variable), `${name}: ${variable} is not a launcher input`);
+    assert.ok(env.SNABBVM_IMAGE ?? node.cmd, `${name}: an image`);
+    assert.ok([...(defaults.binds ?? []), ...(node.binds ?? [])].some((b) => b.split(':')[1] === '/u'), `${name}: a folder at /u`);
+    assert.equal(env.SNABBVM_USER_DATA, 'user_data.txt');
+    for (const port of (env.SNABBVM_PORTS ?? '').split(/\s+/).filter((p) => p !== '')) {
+      const problems: string[] = [];
+      const spec = parsePortSpec(port, (m) => problems.push(m));
+      assert.deepEqual(problems, [], `${name}: ${port}`);
+      if (spec?.kind === 'netdev') netdevPorts.add(`${name}:${spec.ifname}`);
+    }
+  }
+  const endpoints = topology.links.flatMap((l) => l.endpoints);
+  assert.deepEqual(endpoints, ['vm1:eth1', 'vm2:eth1']);
+  assert.deepEqual([...netdevPorts].sort(), endpoints, 'each end of the link is a netdev: port of its node');
+  const stopTimeout = Number(defaults.env?.SNABBVM_STOP_TIMEOUT ?? stopTimeoutDefault);
+  assert.ok(stopTimeout < 120, "containerlab's destroy --graceful waits 120 s (its --timeout) for the guest's powerdown");
 });

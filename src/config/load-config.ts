@@ -179,6 +179,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     forwards,
     forwardExclude,
     force: raw.force ?? false,
+    netdevTimeoutSec: integer('--netdev-timeout', raw.netdevTimeout, 300, 0, 86400),
     vncListen: raw.vncListen ?? '0.0.0.0',
     webListen: raw.webListen ?? raw.vncListen ?? '0.0.0.0',
     webHosts,

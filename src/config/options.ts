@@ -49,6 +49,7 @@ export interface RawOptions {
   force?: boolean;
   portsFromEnv?: string[];
   portOptions?: string;
+  netdevTimeout?: string;
   vnc?: string;
   vncListen?: string;
   vncPassword?: string;
@@ -92,6 +93,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--force', key: 'force', env: 'SNABBVM_FORCE', boolean: true, description: "use a NIC even if the host's kernel has addresses or routes on it" },
   { flags: '--ports-from-env <resource>', key: 'portsFromEnv', env: 'SNABBVM_PORTS_FROM_ENV', repeatable: true, envSeparator: /[\s,]+/, description: "device plugin resources (intel.com/snabb_82599) whose PCIDEVICE_* addresses become ports after the port arguments, in this order (repeatable; none: ignore PCIDEVICE_*)", defaultText: 'the PCIDEVICE_* variable when there is exactly one' },
   { flags: '--port-options <list>', key: 'portOptions', env: 'SNABBVM_PORT_OPTIONS', description: "options of the device plugin's ports, one entry per port separated by ';' or newlines: vlan=42,ip=10.1.1.1/24;vlan=43" },
+  { flags: '--netdev-timeout <seconds>', key: 'netdevTimeout', env: 'SNABBVM_NETDEV_TIMEOUT', description: 'how long to wait for the interfaces of netdev: ports to appear (containerlab adds them after the container starts); 0: they must exist already', defaultText: '300' },
   { flags: '--vnc <display|none>', key: 'vnc', env: 'SNABBVM_VNC', description: 'VNC display number (port 5900+N), or none', defaultText: '1' },
   { flags: '--vnc-listen <addr>', key: 'vncListen', env: 'SNABBVM_VNC_LISTEN', description: 'VNC listen address', defaultText: '0.0.0.0' },
   { flags: '--vnc-password <password>', key: 'vncPassword', env: 'SNABBVM_VNC_PASSWORD', description: 'require this VNC password' },

@@ -61,7 +61,7 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     const vnc = await planVnc(config, paths);
     const network = await applyNetwork(config, paths, cleanup, launcherPorts(config));
     checkpoint();
-    const ports = await startPorts(config, paths, cleanup, accel);
+    const ports = await startPorts(config, paths, cleanup, accel, stopSetup.signal);
     checkpoint();
     const guestNics = [...(network.guestNic ? [network.guestNic] : []), ...ports.guestNics];
     const seed = await writeSeed(config, paths, guestNics, cleanup);

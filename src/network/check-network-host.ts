@@ -63,7 +63,7 @@ export function checkNetworkHost(mode: NetMode): void {
 }
 
 /** Whether `program` is an executable on PATH. */
-function onPath(program: string): boolean {
+export function onPath(program: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => {
     try {
       accessSync(path.join(dir, program), constants.X_OK);

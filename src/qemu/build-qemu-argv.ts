@@ -72,7 +72,7 @@ function nicArgs(nic: NicPlan, index: number, withoutMsix: boolean): string[] {
   const device = `virtio-net-pci,netdev=${id},mac=${nic.mac}`;
   switch (nic.kind) {
     case 'tap':
-      return ['-netdev', `tap,id=${id},ifname=${nic.ifname},script=no,downscript=no`, '-device', device];
+      return ['-netdev', `tap,id=${id},ifname=${nic.ifname},script=no,downscript=no`, '-device', nic.mtu !== undefined ? `${device},host_mtu=${nic.mtu}` : device];
     case 'user': {
       const fwd = nic.forwards.map((f) => `,hostfwd=${f.proto}::${f.hostPort}-:${f.guestPort}`).join('');
       return ['-netdev', `user,id=${id}${fwd}`, '-device', device];

@@ -32,7 +32,8 @@ export type GuestMemory =
   | { kind: 'memfd' };
 
 export type NicPlan =
-  | { kind: 'tap'; mac: string; ifname: string }
+  /** mtu: told to the guest (virtio host_mtu) for a netdev: port, whose interface may carry jumbo frames */
+  | { kind: 'tap'; mac: string; ifname: string; mtu?: number }
   | { kind: 'user'; mac: string; forwards: { proto: 'tcp' | 'udp'; hostPort: number; guestPort: number }[] }
   | { kind: 'vhost-user'; mac: string; socket: string };
 

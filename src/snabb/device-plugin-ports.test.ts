@@ -48,7 +48,7 @@ test('PCIDEVICE_* addresses become ports after the arguments, sorted, with SNABB
   assert.deepEqual(ports, ['soft,peer=/run/sw/a.sock', '0000:05:00.0,vlan=42,ip=10.1.1.1/24', '0000:05:00.1,vlan=43,mac=52:54:00:00:00:43']);
   const specs = parsePortSpecs(ports);
   assert.deepEqual(
-    specs.map((s) => [s.kind, s.kind === 'pci' ? s.pci : '', s.kind === 'vhost-user' ? undefined : s.vlan, s.addresses, s.mac]),
+    specs.map((s) => [s.kind, s.kind === 'pci' ? s.pci : '', s.kind === 'pci' || s.kind === 'soft' ? s.vlan : undefined, s.addresses, s.mac]),
     [
       ['soft', '', undefined, [], undefined],
       ['pci', '0000:05:00.0', 42, ['10.1.1.1/24'], undefined],

@@ -1,4 +1,6 @@
 import type { GuestNic } from '../network/guest-nic.js';
+import { netdevTapName } from '../network/interface-names.js';
+import { planNetdevPort, type NetdevLink, type NetdevPortPlan } from '../network/plan-netdev.js';
 import { macAddress } from '../network/mac-address.js';
 import type { RuntimePaths } from '../paths.js';
 import type { NicPlan } from '../qemu/qemu-plan.js';
@@ -30,6 +32,8 @@ export interface PortsPlan {
   guestNics: GuestNic[];
   /** sockets of `vhost-user:` ports, served by QEMU for a backend elsewhere */
   externalSockets: { nicIndex: number; socket: string }[];
+  /** `netdev:` ports: a tap joined to a container interface by tc, no Snabb */
+  netdevs: NetdevPortPlan[];
 }
 
 export interface PlanPortsInput {
@@ -38,15 +42,26 @@ export interface PlanPortsInput {
   snabbBinary: string;
   /** the core to pin the Snabb of NIC n to, if any */
   cpuFor?: (nicIndex: number) => number | undefined;
+  /** the interfaces of `netdev:` ports, as found once they appeared */
+  netdevLinks?: ReadonlyMap<string, NetdevLink>;
 }
 
 /** From parsed port specs to every Snabb config, argv and QEMU NIC. Pure. */
 export function planPorts(specs: readonly PortSpec[], input: PlanPortsInput): PortsPlan {
-  const plan: PortsPlan = { snabb: [], nics: [], guestNics: [], externalSockets: [] };
+  const plan: PortsPlan = { snabb: [], nics: [], guestNics: [], externalSockets: [], netdevs: [] };
   const socketPattern = buildSocketPattern(input.paths.snabbDir);
   specs.forEach((spec, i) => {
     const nicIndex = i + 1;
     const nicName = `eth${nicIndex}`;
+    if (spec.kind === 'netdev') {
+      const link = input.netdevLinks?.get(spec.ifname);
+      if (link === undefined) throw new Error(`planPorts: no facts for interface ${spec.ifname}`);
+      const netdev = planNetdevPort({ nicName, link, tap: netdevTapName(input.vmName, nicIndex), addresses: spec.addresses, ...(spec.mac !== undefined ? { mac: spec.mac } : {}) });
+      plan.netdevs.push(netdev);
+      plan.nics.push(netdev.nic);
+      plan.guestNics.push(netdev.guestNic);
+      return;
+    }
     const mac = spec.mac ?? macAddress(input.vmName, nicIndex);
     const dhcp = spec.addresses.includes('dhcp');
     plan.guestNics.push({ name: nicName, mac, dhcp, addresses: spec.addresses.filter((a) => a !== 'dhcp') });

@@ -42,7 +42,8 @@ function assertWellFormed(spec: PortSpec): void {
     const [ip, prefix] = a.split('/');
     assert.ok((isIPv4(ip!) && Number(prefix) <= 32) || (isIPv6(ip!) && Number(prefix) <= 128), a);
   }
-  if (spec.kind !== 'vhost-user') {
+  if (spec.kind === 'netdev') assert.ok(spec.ifname !== '' && Buffer.byteLength(spec.ifname) <= 15 && !/[/:,\s]/.test(spec.ifname), spec.ifname);
+  if (spec.kind === 'pci' || spec.kind === 'soft') {
     if (spec.vlan !== undefined) assert.ok(Number.isInteger(spec.vlan) && spec.vlan >= 1 && spec.vlan <= 4094);
     for (const rate of [spec.rxPolice, spec.txPolice]) if (rate !== undefined) assert.ok(rate > 0 && rate <= 400);
     for (const f of [spec.ingress, spec.egress]) if (f !== undefined) assert.ok(f.trim() !== '' && !f.includes(','));
@@ -51,9 +52,9 @@ function assertWellFormed(spec: PortSpec): void {
 
 /** The spec as text again, from its parsed fields. */
 function render(spec: PortSpec): string {
-  const head = spec.kind === 'pci' ? spec.pci : spec.kind === 'soft' ? `soft,peer=${spec.peer}` : `vhost-user:${spec.socket}`;
+  const head = spec.kind === 'pci' ? spec.pci : spec.kind === 'soft' ? `soft,peer=${spec.peer}` : spec.kind === 'netdev' ? `netdev:${spec.ifname}` : `vhost-user:${spec.socket}`;
   const pairs: string[] = [];
-  if (spec.kind !== 'vhost-user') {
+  if (spec.kind === 'pci' || spec.kind === 'soft') {
     if (spec.vlan !== undefined) pairs.push(`vlan=${spec.vlan}`);
     if (spec.rxPolice !== undefined) pairs.push(`rx_police=${spec.rxPolice}`);
     if (spec.txPolice !== undefined) pairs.push(`tx_police=${spec.txPolice}`);
@@ -88,10 +89,11 @@ const validSpec = fc.oneof(
   fc.tuple(pci, trafficPairs, fc.array(ip, { maxLength: 3 })).map(([head, t, ips]) => [head, ...Object.values(t), ...ips.map((i) => `ip=${i}`)].join(',')),
   fc.tuple(socket, trafficPairs, fc.array(ip, { maxLength: 2 })).map(([peer, t, ips]) => ['soft', `peer=${peer}`, ...Object.values(t), ...ips.map((i) => `ip=${i}`)].join(',')),
   fc.tuple(socket, fc.option(mac, { nil: undefined }), fc.array(ip, { maxLength: 2 })).map(([s, m, ips]) => [`vhost-user:${s}`, ...(m ? [`mac=${m}`] : []), ...ips.map((i) => `ip=${i}`)].join(',')),
+  fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_.-]{0,14}$/), fc.option(mac, { nil: undefined }), fc.array(ip, { maxLength: 2 })).map(([n, m, ips]) => [`netdev:${n}`, ...(m ? [`mac=${m}`] : []), ...ips.map((i) => `ip=${i}`)].join(',')),
 );
 
 test('any list of strings is parsed or refused with one-line exit-3 problems; what is accepted is well-formed', () => {
-  const piece = fc.constantFrom('0000:05:00.0', '05:00.1', 'soft', 'vhost-user:', '/tmp/a.sock', 'vlan=', 'mac=', 'ip=', 'rx_police=', 'tx_police=', 'ingress=', 'egress=', 'peer=', ',', '=', '1', '4095', '0.5', 'dhcp', '10.0.0.1/24', 'ff', ':', '.', ' ', 'x');
+  const piece = fc.constantFrom('0000:05:00.0', '05:00.1', 'soft', 'vhost-user:', 'netdev:', 'eth1', '/tmp/a.sock', 'vlan=', 'mac=', 'ip=', 'rx_police=', 'tx_police=', 'ingress=', 'egress=', 'peer=', ',', '=', '1', '4095', '0.5', 'dhcp', '10.0.0.1/24', 'ff', ':', '.', ' ', 'x');
   const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), fc.array(piece, { maxLength: 12 }).map((p) => p.join('')), validSpec);
   fc.assert(
     fc.property(fc.array(text, { maxLength: 4 }), (texts) => {

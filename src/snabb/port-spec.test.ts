@@ -57,7 +57,7 @@ test('every bad value is reported, all at once, with exit 3', () => {
   const problems = problemsOf(texts);
   const expected = [
     /port 1 '05:00': '05:00' is not a PCI address; give DDDD:BB:DD.F or BB:DD.F/,
-    /port 2 'eth1': 'eth1' is neither a PCI address, soft, nor vhost-user:SOCKET/,
+    /port 2 'eth1': 'eth1' is neither a PCI address, soft, vhost-user:SOCKET nor netdev:IFNAME/,
     /vlan '4095' is not valid; give a VLAN ID from 1 to 4094/,
     /mac '01:00:5e:00:00:01' is a multicast address/,
     /ip '10.0.0.300\/24' is not an address with a prefix length/,
@@ -83,4 +83,21 @@ test('the same PCI device, socket or MAC twice is an error, whatever the form', 
 test('a filter keeps quotes, brackets and = as they are (the Lua renderer escapes them)', () => {
   const [spec] = parsePortSpecs(['05:00.0,ingress=ip[0]=0x45 and "x" ]]']);
   assert.equal((spec as { ingress: string }).ingress, 'ip[0]=0x45 and "x" ]]');
+});
+
+test('netdev ports: a container interface, with mac and ip; bad names, Snabb-only keys and a repeated interface are refused', () => {
+  assert.deepEqual(parsePortSpecs(['netdev:eth1,ip=10.77.0.1/24', 'netdev:e1-1.100,mac=02:00:00:00:00:0a,ip=dhcp']), [
+    { kind: 'netdev', text: 'netdev:eth1,ip=10.77.0.1/24', ifname: 'eth1', addresses: ['10.77.0.1/24'] },
+    { kind: 'netdev', text: 'netdev:e1-1.100,mac=02:00:00:00:00:0a,ip=dhcp', ifname: 'e1-1.100', mac: '02:00:00:00:00:0a', addresses: ['dhcp'] },
+  ]);
+  assert.deepEqual(problemsOf(['netdev:', 'netdev:abcdefghijklmnop', 'netdev:a/b', 'netdev:..', 'netdev:eth1,vlan=5']), [
+    "port 1 'netdev:': the interface name is missing; give the container's interface, such as netdev:eth1",
+    "port 2 'netdev:abcdefghijklmnop': 'abcdefghijklmnop' is longer than the 15 characters an interface name can have",
+    "port 3 'netdev:a/b': 'a/b' is not an interface name; give one as ip link shows it, such as eth1",
+    "port 4 'netdev:..': '..' is not an interface name; give one as ip link shows it, such as eth1",
+    "port 5 'netdev:eth1,vlan=5': unknown key 'vlan'; valid keys for a netdev port: mac, ip",
+  ]);
+  assert.deepEqual(problemsOf(['netdev:eth1', 'netdev:eth1,ip=10.0.0.1/24']), [
+    "interface eth1 is given twice ('netdev:eth1' and 'netdev:eth1,ip=10.0.0.1/24'); each port can be used once",
+  ]);
 });

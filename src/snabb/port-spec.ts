@@ -27,23 +27,26 @@ export interface GuestOptions {
  * - pci: an Intel 82599 port driven by a Snabb the launcher runs;
  * - soft: a Snabb software switch the launcher runs, with no NIC, linking the VM to another vhost-user socket
  *   (`peer`, such as another VM's `vhost-user:` socket);
- * - vhost-user: a socket served by QEMU for a backend that runs elsewhere (Snabb, OVS-DPDK, VPP).
+ * - vhost-user: a socket served by QEMU for a backend that runs elsewhere (Snabb, OVS-DPDK, VPP);
+ * - netdev: an interface of the container (containerlab's eth1..N), joined to a tap of the VM by tc redirects, no Snabb.
  */
 export type PortSpec =
   | ({ kind: 'pci'; text: string; pci: string } & TrafficOptions & GuestOptions)
   | ({ kind: 'soft'; text: string; peer: string } & TrafficOptions & GuestOptions)
-  | ({ kind: 'vhost-user'; text: string; socket: string } & GuestOptions);
+  | ({ kind: 'vhost-user'; text: string; socket: string } & GuestOptions)
+  | ({ kind: 'netdev'; text: string; ifname: string } & GuestOptions);
 
 const TRAFFIC_KEYS = ['vlan', 'mac', 'ip', 'rx_police', 'tx_police', 'ingress', 'egress'] as const;
 const VALID_KEYS = {
   pci: TRAFFIC_KEYS,
   soft: ['peer', ...TRAFFIC_KEYS],
   'vhost-user': ['mac', 'ip'],
+  netdev: ['mac', 'ip'],
 } as const;
 
 const USAGE =
   'a port is <pci address>[,vlan=N][,mac=M][,ip=A/N][,rx_police=Gbps][,tx_police=Gbps][,ingress=PCAP][,egress=PCAP], ' +
-  'soft,peer=SOCKET[,...the same keys], or vhost-user:SOCKET[,mac=M][,ip=A/N]';
+  'soft,peer=SOCKET[,...the same keys], vhost-user:SOCKET[,mac=M][,ip=A/N], or netdev:IFNAME[,mac=M][,ip=A/N]';
 
 /** 0000:05:00.0 or 05:00.0 → 0000:05:00.0 (lower case); undefined when malformed. */
 export function normalizePciAddress(text: string): string | undefined {
@@ -91,6 +94,11 @@ export function parsePortSpec(text: string, report: (msg: string) => void): Port
     const socket = head.slice('vhost-user:'.length);
     checkSocketPath(socket, 'vhost-user socket', fail);
     spec = { kind: 'vhost-user', text, socket: path.normalize(socket), addresses: [] };
+  } else if (head.startsWith('netdev:')) {
+    const ifname = head.slice('netdev:'.length);
+    const problem = checkInterfaceName(ifname);
+    if (problem !== undefined) fail(problem);
+    spec = { kind: 'netdev', text, ifname, addresses: [] };
   } else if (head === 'soft') {
     spec = { kind: 'soft', text, peer: '', addresses: [] };
   } else {
@@ -99,7 +107,7 @@ export function parsePortSpec(text: string, report: (msg: string) => void): Port
       fail(
         /^[0-9a-f:.]+$/i.test(head)
           ? `'${head}' is not a PCI address; give DDDD:BB:DD.F or BB:DD.F, as lspci -D shows (0000:05:00.0)`
-          : `'${head}' is neither a PCI address, soft, nor vhost-user:SOCKET; ${USAGE}`,
+          : `'${head}' is neither a PCI address, soft, vhost-user:SOCKET nor netdev:IFNAME; ${USAGE}`,
       );
       return undefined;
     }
@@ -189,7 +197,15 @@ function checkSocketPath(p: string, what: string, fail: (msg: string) => void): 
   else if (Buffer.byteLength(p) > 107) fail(`the ${what} '${p}' is longer than the 107 bytes a Unix socket path can have`);
 }
 
-/** The same PCI address, socket or MAC used twice. */
+/** Why `name` cannot be a Linux interface name (at most 15 bytes, no '/', ':' or white space), or undefined. */
+function checkInterfaceName(name: string): string | undefined {
+  if (name === '') return "the interface name is missing; give the container's interface, such as netdev:eth1";
+  if (Buffer.byteLength(name) > 15) return `'${name}' is longer than the 15 characters an interface name can have`;
+  if (name === '.' || name === '..' || /[/:\s]/.test(name)) return `'${name}' is not an interface name; give one as ip link shows it, such as eth1`;
+  return undefined;
+}
+
+/** The same PCI address, socket, interface or MAC used twice. */
 function findDuplicates(specs: PortSpec[]): string[] {
   const problems: string[] = [];
   const seen = new Map<string, string>();
@@ -202,6 +218,7 @@ function findDuplicates(specs: PortSpec[]): string[] {
     if (s.kind === 'pci') once(`pci:${s.pci}`, `PCI address ${s.pci}`, s.text);
     if (s.kind === 'vhost-user') once(`sock:${s.socket}`, `socket ${s.socket}`, s.text);
     if (s.kind === 'soft') once(`sock:${s.peer}`, `socket ${s.peer}`, s.text);
+    if (s.kind === 'netdev') once(`netdev:${s.ifname}`, `interface ${s.ifname}`, s.text);
     if (s.mac !== undefined) once(`mac:${s.mac}`, `MAC ${s.mac}`, s.text);
   }
   return problems;

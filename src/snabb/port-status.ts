@@ -21,15 +21,17 @@ export interface PortCounters {
 export interface PortStatus {
   /** eth1, eth2, ... */
   name: string;
-  kind: 'pci' | 'soft' | 'vhost-user';
-  /** the PCI address, 'soft', or vhost-user:PATH */
+  kind: 'pci' | 'soft' | 'vhost-user' | 'netdev';
+  /** the PCI address, 'soft', vhost-user:PATH or netdev:IFNAME */
   device: string;
   mac: string;
-  /** the vhost-user socket QEMU serves */
-  socket: string;
+  /** the vhost-user socket QEMU serves (not for netdev: ports) */
+  socket?: string;
+  /** the tap of a netdev: port */
+  tap?: string;
   /** Snabb's log (Snabb-driven ports only) */
   log?: string;
-  /** external: a vhost-user: port, whose backend runs elsewhere */
+  /** external: no Snabb of ours (a vhost-user: port, whose backend runs elsewhere, or a netdev: port, which the kernel's tc carries) */
   state: SnabbState | 'external';
   pid?: number;
   restarts: number;

@@ -6,6 +6,8 @@ import { hostError, inputError, ProblemsError, type UserError } from '../errors.
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
 import { log } from '../log.js';
 import type { GuestNic } from '../network/guest-nic.js';
+import type { NetdevLink } from '../network/plan-netdev.js';
+import { applyNetdevPort, checkInterfaceFree, checkNetdevHost, readTapCounters, waitForInterfaces } from '../network/start-netdev.js';
 import type { RuntimePaths } from '../paths.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
 import type { GuestMemory, NicPlan } from '../qemu/qemu-plan.js';
@@ -33,13 +35,16 @@ export interface PortsSetup {
 const STATUS_INTERVAL_MS = 5000;
 
 /**
- * Checks the ports, starts one supervised Snabb per Snabb-driven NIC, and registers their teardown. Every check
- * runs before anything is started: bad input is exit 3, a host that isn't ready exit 4.
+ * Checks the ports, starts one supervised Snabb per Snabb-driven NIC, joins `netdev:` ports to their interfaces,
+ * and registers their teardown. Every check runs before anything is started: bad input is exit 3, a host that
+ * isn't ready exit 4. `signal` ends the wait for `netdev:` interfaces.
  */
-export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack, accel: 'kvm' | 'tcg' = 'tcg'): Promise<PortsSetup> {
+export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup: CleanupStack, accel: 'kvm' | 'tcg' = 'tcg', signal?: AbortSignal): Promise<PortsSetup> {
   if (config.ports.length === 0) return { nics: [], guestNics: [], memory: { kind: 'anonymous' }, vhostUserWithoutMsix: false };
   const specs = parsePortSpecs(config.ports);
-  const runsSnabb = specs.some((s) => s.kind !== 'vhost-user');
+  const runsSnabb = specs.some((s) => s.kind === 'pci' || s.kind === 'soft');
+  const vhostUserSpecs = specs.filter((s) => s.kind !== 'netdev');
+  const netdevNames = specs.flatMap((s) => (s.kind === 'netdev' ? [s.ifname] : []));
 
   // Checks: everything is collected before anything is reported.
   const problems: UserError[] = [];
@@ -54,8 +59,16 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
   }
   for (const s of specs) if (s.kind === 'vhost-user') problems.push(...(await checkExternalSocket(s.socket)));
   if (runsSnabb) problems.push(...(await checkFilters(config.snabbBinary, specs)));
+  if (netdevNames.length > 0) problems.push(...checkNetdevHost());
   if (problems.length > 0) throw new ProblemsError(problems);
   for (const w of warnings) log.warn(w);
+
+  let netdevLinks = new Map<string, NetdevLink>();
+  if (netdevNames.length > 0) {
+    netdevLinks = await waitForInterfaces(netdevNames, config.netdevTimeoutSec, signal);
+    const busy = (await Promise.all([...netdevLinks.values()].map(checkInterfaceFree))).flat();
+    if (busy.length > 0) throw new ProblemsError(busy);
+  }
 
   // NUMA: Snabb on a core of its NIC's node, the guest's memory on the first NIC's node.
   const nodes = probeNumaNodes(config.sysfsRoot);
@@ -74,7 +87,7 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
     return chooseSnabbCpu(probeNodeCpus(config.sysfsRoot, node), nth);
   };
 
-  const memory = await planGuestMemory(config, specs, hostNode, cleanup);
+  const memory: GuestMemory = vhostUserSpecs.length > 0 ? await planGuestMemory(config, vhostUserSpecs, hostNode, cleanup) : { kind: 'anonymous' };
 
   for (const [address, f] of facts) {
     claimPciDevice(address, config.name, PCI_LOCK_DIR, cleanup);
@@ -82,7 +95,11 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
     deferRebind(config.sysfsRoot, address, f.kernelDriver, cleanup);
   }
 
-  const plan = planPorts(specs, { vmName: config.name, paths, snabbBinary: config.snabbBinary, cpuFor });
+  const plan = planPorts(specs, { vmName: config.name, paths, snabbBinary: config.snabbBinary, cpuFor, netdevLinks });
+  for (const netdev of plan.netdevs) {
+    await applyNetdevPort(netdev, cleanup);
+    log.info(`${netdev.guestNic.name}: netdev:${netdev.ifname} through tap ${netdev.tap} (tc redirects both ways; MAC ${netdev.mac}, MTU ${netdev.mtu})`);
+  }
   for (const { nicIndex, socket } of plan.externalSockets) {
     // QEMU removes its socket when it exits normally; this covers a QEMU that was killed
     cleanup.defer(`remove ${socket}`, () => rmSync(socket, { force: true }));
@@ -93,10 +110,11 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
   const statuses: PortStatus[] = specs.map((s, i) => ({
     name: `eth${i + 1}`,
     kind: s.kind,
-    device: s.kind === 'pci' ? s.pci : s.kind === 'soft' ? 'soft' : `vhost-user:${s.socket}`,
+    device: s.kind === 'pci' ? s.pci : s.kind === 'soft' ? 'soft' : s.kind === 'netdev' ? `netdev:${s.ifname}` : `vhost-user:${s.socket}`,
     mac: plan.guestNics[i]!.mac,
-    socket: (plan.nics[i] as { socket: string }).socket,
-    state: s.kind === 'vhost-user' ? 'external' : 'starting',
+    ...(plan.nics[i]!.kind === 'vhost-user' ? { socket: plan.nics[i].socket } : {}),
+    ...(plan.nics[i]!.kind === 'tap' ? { tap: plan.nics[i].ifname } : {}),
+    state: s.kind === 'vhost-user' || s.kind === 'netdev' ? 'external' : 'starting',
     restarts: 0,
     updatedAt: new Date().toISOString(),
   }));
@@ -116,6 +134,8 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
         const counters = sup.pid !== undefined ? readSnabbCounters(sup.pid, status.name) : undefined;
         if (counters) status.counters = counters;
       }
+      const counters = status.tap !== undefined ? readTapCounters(status.tap) : undefined;
+      if (counters) status.counters = counters;
       status.updatedAt = new Date().toISOString();
     }
     writePortsState(paths, statuses, snabbBuild);
@@ -203,7 +223,7 @@ async function checkExternalSocket(socket: string): Promise<UserError[]> {
 async function checkFilters(snabbBinary: string, specs: PortSpec[]): Promise<UserError[]> {
   const filters: FilterToCheck[] = [];
   specs.forEach((s, i) => {
-    if (s.kind === 'vhost-user') return;
+    if (s.kind !== 'pci' && s.kind !== 'soft') return;
     if (s.ingress !== undefined) filters.push({ where: `port ${i + 1} ingress`, expression: s.ingress });
     if (s.egress !== undefined) filters.push({ where: `port ${i + 1} egress`, expression: s.egress });
   });
