@@ -189,6 +189,19 @@ describe('downloads', () => {
     assert.equal(sha256(base.path), good);
   });
 
+  test('--digest sha512: checked against the download, kept in the cache entry, and a match needs no request', async () => {
+    const cacheDir = newCacheDir();
+    const url = server.url('/small.qcow2');
+    const good = createHash('sha512').update(readFileSync(smallQcow2)).digest('hex');
+    await assert.rejects(resolveUrl(url, { cacheDir, sha512: 'ab'.repeat(64) }, fast), new RegExp(`the SHA-512 of ${url} is ${good}, not abab.* nothing was kept`));
+    assert.deepEqual(filesUnder(cacheDir), []);
+    await resolveUrl(url, { cacheDir, sha512: good }, fast);
+    const count = server.requests.length;
+    const base = await resolveUrl(url, { cacheDir, sha512: good }, fast);
+    assert.equal(server.requests.length, count, 'a matching digest needs no request at all');
+    assert.equal(sha256(base.path), sha256(smallQcow2));
+  });
+
   test('redirects are followed, with a bound', async () => {
     server.redirect('/r1', '/r2', 301);
     server.redirect('/r2', server.url('/small.qcow2'), 302);

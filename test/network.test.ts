@@ -10,6 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { eui64Address, hostInPrefix, ulaPrefix64 } from '../src/network/ipv6.js';
+import { macAddress } from '../src/network/mac-address.js';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { processesMatching, runLauncher, startLauncher, type LauncherRun } from './helpers/launcher.js';
 import { createDockerLikeNetwork, snapshotNetwork, whyNoNetnsTests, type DockerLikeNetwork } from './helpers/netns.js';
@@ -21,10 +23,15 @@ const PROBE_NAME = 'probe.test.example';
 const PROBE_ADDRESS = '10.99.0.7';
 
 /**
- * user-data: a server answering "vm-answer <proto> <port>" on the given ports, then, once it listens, one line on the serial
- * console with the guest's eth0 address, whether it pings the host, and what the probe name resolves to.
+ * user-data: a server answering "vm-answer <proto> <port>" on the given ports (IPv4 and IPv6), then, once it listens,
+ * one line on the serial console with the guest's eth0 address, whether it pings the host, and what the probe name
+ * resolves to. With `ipv6`, a second line: the global IPv6 address eth0 took from the router advertisement (waited
+ * for), and whether it pings each of the `ipv6` addresses.
  */
-function userData(hostIp: string, ports: string[]): string {
+function userData(hostIp: string, ports: string[], ipv6: string[] = []): string {
+  const ping6 = ipv6.map((a, i) => `ping6_${i}=$(ping -6 -c1 -W5 ${a} >/dev/null && echo ok || echo fail)`).join(' ');
+  const check6 = ipv6.length === 0 ? '' : `
+  - [sh, -c, 'for i in $(seq 60); do ip -6 -o addr show eth0 scope global | grep -q inet6 && break; sleep 1; done; echo "NETCHECK6 addr6=$(ip -6 -o addr show eth0 scope global | tr -s " " | cut -d" " -f4 | head -1) ${ping6}" > /dev/ttyS0']`;
   return `#cloud-config
 write_files:
   - path: /usr/local/bin/answer.py
@@ -38,14 +45,15 @@ write_files:
               _, peer = s.recvfrom(512); s.sendto(b'vm-answer udp %d\\n' % port, peer)
       for spec in sys.argv[1:]:
           proto, port = spec.split(':')
-          s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == 'tcp' else socket.SOCK_DGRAM)
-          s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('', int(port)))
+          s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if proto == 'tcp' else socket.SOCK_DGRAM)
+          s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+          s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::', int(port)))
           if proto == 'tcp': s.listen(8)
           threading.Thread(target=tcp if proto == 'tcp' else udp, args=(s, int(port))).start()
       open('/run/answer.ready', 'w').close()
 runcmd:
   - [systemd-run, --unit=answer, python3, /usr/local/bin/answer.py, ${ports.map((p) => `'${p}'`).join(', ')}]
-  - [sh, -c, 'for i in $(seq 300); do [ -e /run/answer.ready ] && break; sleep 1; done; echo "NETCHECK addr=$(ip -4 -o addr show eth0 | tr -s " " | cut -d" " -f4) ping=$(ping -c1 -W5 ${hostIp} >/dev/null && echo ok || echo fail) dns=$(getent hosts ${PROBE_NAME} | cut -d" " -f1)" > /dev/ttyS0']
+  - [sh, -c, 'for i in $(seq 300); do [ -e /run/answer.ready ] && break; sleep 1; done; echo "NETCHECK addr=$(ip -4 -o addr show eth0 | tr -s " " | cut -d" " -f4) ping=$(ping -c1 -W5 ${hostIp} >/dev/null && echo ok || echo fail) dns=$(getent hosts ${PROBE_NAME} | cut -d" " -f1)" > /dev/ttyS0']${check6}
 `;
 }
 
@@ -57,7 +65,8 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
   let image: string;
   before(async () => {
     if (skipVm === undefined) image = cloudImagePath(); // built once, outside the tests' timeouts
-    n = createDockerLikeNetwork('net', { subnet: '10.0.2', containers: 3 });
+    // the first container is on an IPv6 network too, as with `docker network create --ipv6`
+    n = createDockerLikeNetwork('net', { subnet: '10.0.2', containers: 3, ipv6Containers: 1 });
     await n.startResolver({ 'test.example': PROBE_ADDRESS });
     tinyImage = path.join(work, 'tiny.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', tinyImage, '64M']);
@@ -68,12 +77,14 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
   const launch = (i: number, name: string, args: string[], wrapperTail: string[] = []) =>
     startLauncher(['--accel', 'tcg', '--web', 'none', '--console', 'stdio', '--name', name, '--run-dir', path.join(work, name), ...args], { wrapper: [...n.wrapper(n.containers[i]!), ...wrapperTail] });
   const fromClient = (argv: string[]) => n.exec(n.client, argv, 20_000);
-  /** what a TCP (or UDP) server at addr:port sends first, as the client sees it */
+  /** what a TCP (or UDP) server at addr:port (IPv4 or IPv6) sends first, as the client sees it */
   const ask = (proto: 'tcp' | 'udp', addr: string, port: number): string => {
+    const v6 = addr.includes(':');
+    const target = `${proto.toUpperCase()}${v6 ? '6' : ''}:${v6 ? `[${addr}]` : addr}:${port}`;
     try {
       return proto === 'tcp'
-        ? execFileSync('ip', ['netns', 'exec', n.client, 'socat', '-T', '5', '-u', `TCP:${addr}:${port}`, '-'], { encoding: 'utf8', timeout: 15_000 }).slice(0, 64)
-        : execFileSync('ip', ['netns', 'exec', n.client, 'socat', '-T', '3', '-', `UDP:${addr}:${port}`], { input: 'hello\n', encoding: 'utf8', timeout: 15_000 });
+        ? execFileSync('ip', ['netns', 'exec', n.client, 'socat', '-T', '5', '-u', target, '-'], { encoding: 'utf8', timeout: 15_000 }).slice(0, 64)
+        : execFileSync('ip', ['netns', 'exec', n.client, 'socat', '-T', '3', '-', target], { input: 'hello\n', encoding: 'utf8', timeout: 15_000 });
     } catch (err) {
       return `failed: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`;
     }
@@ -123,12 +134,16 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
     }
   });
 
-  test('nat: DHCP lease, host and DNS reached, every port forwarded but VNC and --forward-exclude; teardown exact', { skip: skipVm, timeout: 900_000 }, async () => {
+  test('nat: DHCP lease, host and DNS reached, every port forwarded but VNC and --forward-exclude; IPv6 by RA, NAT66 and forwarded; teardown exact', { skip: skipVm, timeout: 900_000 }, async () => {
     const ns = n.containers[0]!;
     const containerIp = n.containerIps[0]!;
+    const containerIp6 = n.containerIp6s[0]!;
+    const prefix64 = ulaPrefix64('net-nat');
+    const bridgeIp6 = hostInPrefix(prefix64, 2);
+    const vmIp6 = eui64Address(prefix64, macAddress('net-nat', 0));
     const snapshot = snapshotNetwork(ns);
     const ud = path.join(work, 'nat-user-data');
-    writeFileSync(ud, userData(n.hostIp, ['tcp:8080', 'tcp:5901', 'tcp:8081', 'udp:7777']));
+    writeFileSync(ud, userData(n.hostIp, ['tcp:8080', 'tcp:5901', 'tcp:8081', 'udp:7777'], [bridgeIp6, containerIp6, n.hostIp6!]));
     const vm = launch(0, 'net-nat', ['--net', 'nat', '--forward-exclude', '8081', '--stop-timeout', '120', '-u', ud, image]);
     try {
       // docker0 holds 10.0.2.0/24, so the VM's subnet is the next one
@@ -139,6 +154,17 @@ describe('eth0 networking in Docker-like namespaces', { skip }, () => {
       assert.equal(dns, PROBE_ADDRESS, "the VM resolves through dnsmasq, which forwards to the container's resolver");
       const leaseLog = readFileSync(path.join(work, 'net-nat', 'dnsmasq', 'dnsmasq.log'), 'utf8');
       assert.match(leaseLog, /DHCPACK\(br-net-nat\) 10\.0\.3\.15 /);
+      assert.match(vm.stderr(), new RegExp(`eth0: IPv6 on ${hostInPrefix(prefix64, 0)}/64 by router advertisement, the VM is ${vmIp6}; out through eth0 by NAT66`));
+
+      const [, addr6, bridgePing, containerPing, hostPing] = (await vm.waitFor(/NETCHECK6 addr6=(\S*) ping6_0=(\w+) ping6_1=(\w+) ping6_2=(\w+)/, 120_000)) as string[];
+      assert.equal(addr6, `${vmIp6}/64`, "the guest took the advertised prefix with its MAC's EUI-64 address");
+      assert.equal(bridgePing, 'ok', "ping -6 from the guest to the container's address on the inside link");
+      assert.equal(containerPing, 'ok', "ping -6 from the guest to the container's eth0 address");
+      assert.equal(hostPing, 'ok', 'ping -6 from the guest beyond the container, by NAT66');
+      assert.equal(ask('tcp', containerIp6, 8080), 'vm-answer tcp 8080\n', "a TCP port on the container's IPv6 address reaches the VM");
+      assert.equal(ask('udp', containerIp6, 7777), 'vm-answer udp 7777\n', 'so does a UDP port');
+      assert.doesNotMatch(ask('tcp', containerIp6, 5901), /vm-answer/, "5901 stays the launcher's over IPv6 too (its VNC listens on IPv4 here)");
+      assert.match(ask('tcp', containerIp6, 8081), /^failed: .*Connection refused/, '--forward-exclude 8081 stays with the container over IPv6 too');
 
       assert.equal(ask('tcp', containerIp, 8080), 'vm-answer tcp 8080\n', "a TCP port on the container's address reaches the VM");
       assert.equal(ask('udp', containerIp, 7777), 'vm-answer udp 7777\n', 'so does a UDP port');

@@ -21,7 +21,9 @@ export interface VmConfig {
   cacheDir: string;
   dataDir: string;
   persist: boolean;
+  /** the expected digest of a URL image: at most one of these two */
   sha256?: string;
+  sha512?: string;
   hostname: string;
   sshKeys: string[];
   password?: string;

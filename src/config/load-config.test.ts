@@ -129,7 +129,9 @@ const badLines: [string, string[], RegExp, number][] = [
   ['bad disk size', ['--disk-size', 'big', 'disk.qcow2'], /--disk-size 'big' is not valid/, ExitCode.Usage],
   ['bad stop timeout', ['--stop-timeout', '-1', 'disk.qcow2'], /--stop-timeout '-1' is not valid|unknown option/, ExitCode.Usage],
   ['bad forward', ['--forward', 'ssh', 'disk.qcow2'], /--forward 'ssh' is not valid; use proto:hostport:guestport/, ExitCode.Usage],
-  ['bad digest', ['--sha256', 'abc', 'http://example.invalid/a.img'], /digest 'abc' is not valid; give 64 hex digits/, ExitCode.Usage],
+  ['bad digest', ['--sha256', 'abc', 'http://example.invalid/a.img'], /digest 'abc' is not valid; give --sha256 HEX \(64 hex digits\), --digest sha256:HEX or --digest sha512:HEX/, ExitCode.Usage],
+  ['sha512 digest of 64 digits', ['--digest', `sha512:${'a'.repeat(64)}`, 'http://example.invalid/a.img'], /digest 'sha512:a{64}' is not valid/, ExitCode.Usage],
+  ['unknown digest algorithm', ['--digest', `md5:${'a'.repeat(32)}`, 'http://example.invalid/a.img'], /digest 'md5:a{32}' is not valid/, ExitCode.Usage],
   ['digest on a file', ['--sha256', 'a'.repeat(64), 'disk.qcow2'], /only apply to an image given by URL/, ExitCode.Usage],
   ['gateway without ip', ['--gateway', '10.0.0.1', 'disk.qcow2'], /--gateway needs --ip/, ExitCode.Usage],
   ['missing image', ['nothere.qcow2'], /image .*nothere\.qcow2 does not exist; put it in the folder mounted at \/u/, ExitCode.BadInput],
@@ -164,4 +166,14 @@ test('the web console listens where VNC does, unless told otherwise; an empty pa
   const empty = problemsFor(['--web-password', '', 'disk.qcow2']);
   assert.equal(empty.exitCode, ExitCode.Usage);
   assert.match(empty.messages[0]!, /--web-password must not be empty/);
+});
+
+test('--digest takes sha256:HEX, sha512:HEX (Debian publishes SHA512SUMS) or a bare SHA-256; --sha256 a bare one', () => {
+  const url = 'https://example.invalid/a.qcow2';
+  assert.equal(configFor(['--digest', `sha512:${'AB'.repeat(64)}`, url]).sha512, 'ab'.repeat(64));
+  assert.equal(configFor(['--digest', `sha512:${'ab'.repeat(64)}`, url]).sha256, undefined);
+  assert.equal(configFor(['--digest', `SHA256:${'cd'.repeat(32)}`, url]).sha256, 'cd'.repeat(32));
+  assert.equal(configFor(['--digest', 'cd'.repeat(32), url]).sha256, 'cd'.repeat(32));
+  assert.equal(configFor(['--sha256', 'cd'.repeat(32), url]).sha256, 'cd'.repeat(32));
+  assert.equal(configFor([url], { SNABBVM_DIGEST: `sha512:${'ef'.repeat(64)}` }).sha512, 'ef'.repeat(64));
 });

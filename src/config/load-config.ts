@@ -118,11 +118,14 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   }
 
   let sha256: string | undefined;
+  let sha512: string | undefined;
   if (raw.sha256 !== undefined && raw.digest !== undefined) usage('give --sha256 or --digest, not both');
-  const digest = raw.sha256 ?? (raw.digest?.toLowerCase().startsWith('sha256:') ? raw.digest.slice(7) : raw.digest);
-  if (digest !== undefined) {
-    if (/^[0-9a-fA-F]{64}$/.test(digest)) sha256 = digest.toLowerCase();
-    else usage(`digest '${raw.sha256 ?? raw.digest}' is not valid; give 64 hex digits, as --sha256 HEX or --digest sha256:HEX`);
+  // --digest ALGO:HEX (sha256 or sha512, as Debian's SHA512SUMS and Lima's templates give them); a bare HEX is SHA-256
+  const [, algorithm = 'sha256', hex = ''] = raw.sha256 !== undefined ? [, 'sha256', raw.sha256] : (/^(?:(sha256|sha512):)?(.*)$/i.exec(raw.digest ?? '') ?? []);
+  if (raw.sha256 !== undefined || raw.digest !== undefined) {
+    if (algorithm.toLowerCase() === 'sha512' && /^[0-9a-fA-F]{128}$/.test(hex)) sha512 = hex.toLowerCase();
+    else if (algorithm.toLowerCase() === 'sha256' && /^[0-9a-fA-F]{64}$/.test(hex)) sha256 = hex.toLowerCase();
+    else usage(`digest '${raw.sha256 ?? raw.digest}' is not valid; give --sha256 HEX (64 hex digits), --digest sha256:HEX or --digest sha512:HEX (128 hex digits)`);
     if (image.kind !== 'url' && imageArg !== undefined) usage('--sha256/--digest only apply to an image given by URL');
   }
 
@@ -198,6 +201,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   }
   if (diskSizeBytes !== undefined) config.diskSizeBytes = diskSizeBytes;
   if (sha256 !== undefined) config.sha256 = sha256;
+  if (sha512 !== undefined) config.sha512 = sha512;
   if (raw.password !== undefined) config.password = raw.password;
   if (raw.ip !== undefined) config.ip = raw.ip;
   if (raw.gateway !== undefined) config.gateway = raw.gateway;

@@ -79,7 +79,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--data-dir <dir>', key: 'dataDir', env: 'SNABBVM_DATA_DIR', description: "where --persist keeps the VM's disk", defaultText: '/var/lib/snabbvm' },
   { flags: '--persist', key: 'persist', env: 'SNABBVM_PERSIST', boolean: true, description: "keep the VM's writes across container restarts (in --data-dir)" },
   { flags: '--sha256 <hex>', key: 'sha256', env: 'SNABBVM_SHA256', description: 'expected SHA-256 of the downloaded image' },
-  { flags: '--digest <algo:hex>', key: 'digest', env: 'SNABBVM_DIGEST', description: 'expected digest of the downloaded image, as sha256:HEX' },
+  { flags: '--digest <algo:hex>', key: 'digest', env: 'SNABBVM_DIGEST', description: 'expected digest of the downloaded image, as sha256:HEX or sha512:HEX (Debian publishes SHA512SUMS)' },
   { flags: '--hostname <name>', key: 'hostname', env: 'SNABBVM_HOSTNAME', description: "guest hostname", defaultText: 'the VM name' },
   { flags: '--ssh-key <file|key>', key: 'sshKey', env: 'SNABBVM_SSH_KEY', repeatable: true, envSeparator: '\n', description: "authorized key for the image's default user (repeatable)" },
   { flags: '--password <password>', key: 'password', env: 'SNABBVM_PASSWORD', description: "password for the default user's console login" },

@@ -10,6 +10,8 @@ export interface CacheMeta {
   source: string;
   /** the downloaded bytes, for --sha256 and for the log */
   sha256?: string;
+  /** when --digest sha512:HEX asked for it */
+  sha512?: string;
   size?: number;
   validators?: Validators;
   /** a local source's identity: a different one means the file was replaced and is unpacked again */

@@ -28,7 +28,7 @@ import { DIRECT_FORMATS, probeImage, type Compression } from './probe-image.js';
 import { formatBytes, formatDuration } from './progress.js';
 import { convertImage, unpackImage, UnpackWhileDownloading } from './unpack-image.js';
 
-export type ResolveConfig = Pick<VmConfig, 'image' | 'cacheDir' | 'sha256' | 'quiet' | 'persist' | 'dataDir' | 'name'>;
+export type ResolveConfig = Pick<VmConfig, 'image' | 'cacheDir' | 'sha256' | 'sha512' | 'quiet' | 'persist' | 'dataDir' | 'name'>;
 
 /**
  * Turns the first argument into a bootable base image. The user's file is only ever read: a plain qcow2, raw or
@@ -108,7 +108,9 @@ async function exists(file: string): Promise<boolean> {
  * it, check its digest, and make its base. A compressed download is unpacked while it arrives. One launcher at a
  * time per URL, under the entry's lock.
  */
-export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cacheDir' | 'sha256'>, options: DownloadOptions, signal?: AbortSignal): Promise<BaseImage> {
+export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cacheDir' | 'sha256' | 'sha512'>, options: DownloadOptions, signal?: AbortSignal): Promise<BaseImage> {
+  // one expected digest at most (load-config refuses two)
+  const expected = config.sha512 !== undefined ? { name: 'SHA-512', key: 'sha512' as const, hex: config.sha512 } : config.sha256 !== undefined ? { name: 'SHA-256', key: 'sha256' as const, hex: config.sha256 } : undefined;
   // the cache keeps the URL without its password (in meta.json, and as the key of its folder)
   const source = hidePasswords(url);
   const entryDir = entryDirFor(config.cacheDir, source);
@@ -124,17 +126,17 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
     const meta = await readMeta(entryDir);
     const cached = meta?.source === source && meta.base && (await exists(path.join(entryDir, meta.base.file))) ? meta : undefined;
     const cachedAt = cached?.fetchedAt ? ` (downloaded ${cached.fetchedAt})` : '';
-    if (cached && config.sha256 && cached.sha256 === config.sha256) {
-      log.info(`using the cached ${url}: its SHA-256 matches --sha256`);
+    if (cached && expected && cached[expected.key] === expected.hex) {
+      log.info(`using the cached ${url}: its ${expected.name} matches the expected digest`);
       return toBase(entryDir, cached.base!, cached.sha256);
     }
-    const revalidate = cached && !config.sha256 ? cached.validators ?? {} : undefined;
+    const revalidate = cached && !expected ? cached.validators ?? {} : undefined;
 
     let result;
     try {
-      result = await downloadFile(url, partPath, options, revalidate, { tee: unpack, signal });
+      result = await downloadFile(url, partPath, options, revalidate, { tee: unpack, signal, sha512: expected?.key === 'sha512' });
     } catch (err) {
-      if (cached && !config.sha256 && (err instanceof NetworkError || err instanceof HttpStatusError)) {
+      if (cached && !expected && (err instanceof NetworkError || err instanceof HttpStatusError)) {
         log.warn(`cannot check ${url} for a newer version (${err.message}); using the cached copy${cachedAt}`);
         return toBase(entryDir, cached.base!, cached.sha256);
       }
@@ -145,13 +147,13 @@ export async function resolveUrl(url: string, config: Pick<ResolveConfig, 'cache
       return toBase(entryDir, cached!.base!, cached!.sha256);
     }
 
-    if (config.sha256 && result.sha256 !== config.sha256) {
+    if (expected && result[expected.key] !== expected.hex) {
       await unpack.abort();
       await clearEntry(entryDir);
-      throw inputError(`the SHA-256 of ${url} is ${result.sha256}, not ${config.sha256} as --sha256/--digest expects: a corrupt download or a wrong digest; nothing was kept`);
+      throw inputError(`the ${expected.name} of ${url} is ${result[expected.key]}, not ${expected.hex} as --sha256/--digest expects: a corrupt download or a wrong digest; nothing was kept`);
     }
     log.info(`downloaded ${url}: ${formatBytes(result.size)}, sha256 ${result.sha256}`);
-    const newMeta: CacheMeta = { source, sha256: result.sha256, size: result.size, validators: result.validators, fetchedAt: new Date().toISOString() };
+    const newMeta: CacheMeta = { source, sha256: result.sha256, ...(result.sha512 ? { sha512: result.sha512 } : {}), size: result.size, validators: result.validators, fetchedAt: new Date().toISOString() };
     let base: CachedBase;
     try {
       const t0 = Date.now();

@@ -107,3 +107,70 @@ test('dnsmasq never runs as root: it drops to the dnsmasq user when the system h
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('IPv6 addresses: a ULA /64 from the VM name, and the SLAAC address a guest forms from its MAC', async () => {
+  const { eui64Address, hostInPrefix, ulaPrefix64 } = await import('./ipv6.js');
+  assert.match(ulaPrefix64('vm1'), /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}:0$/);
+  assert.equal(ulaPrefix64('vm1'), ulaPrefix64('vm1'), 'stable for a name');
+  assert.notEqual(ulaPrefix64('vm1'), ulaPrefix64('vm2'), 'distinct between names');
+  // RFC 4291 appendix A: the U/L bit flipped, ff:fe in the middle
+  assert.equal(eui64Address('fd00:1:2:0', '52:54:00:12:34:56'), 'fd00:1:2:0:5054:ff:fe12:3456');
+  assert.equal(eui64Address('fd00:0:0:0', '02:00:00:00:00:01'), 'fd00::ff:fe00:1');
+  assert.equal(hostInPrefix('fd00:1:2:0', 2), 'fd00:1:2::2');
+  assert.equal(hostInPrefix('fd12:3456:789a:0', 0), 'fd12:3456:789a::');
+});
+
+test('nat IPv6: RA only from dnsmasq; without an IPv6 route out, no NAT66 and a router lifetime of 0', async () => {
+  const { eui64Address, hostInPrefix, ulaPrefix64 } = await import('./ipv6.js');
+  const plan = planNat({ name: 'vm1', net: container, ownPorts: [5901], dnsmasqDir: '/d' });
+  const p64 = ulaPrefix64('vm1');
+  assert.equal(plan.ipv6.prefix, `${hostInPrefix(p64, 0)}/64`);
+  assert.equal(plan.ipv6.vmIp, eui64Address(p64, macAddress('vm1', 0)));
+  assert.equal(plan.ipv6.egress, false);
+  assert.equal(plan.ipv6.nftRuleset, undefined);
+  assert.deepEqual(plan.ipv6.steps.map((s) => s.argv.join(' ')), [`ip -6 address add ${hostInPrefix(p64, 2)}/64 dev br-vm1 nodad`]);
+  assert.deepEqual(plan.ipv6.dnsmasqArgs, [`--listen-address=${hostInPrefix(p64, 2)}`, '--enable-ra', `--dhcp-range=${hostInPrefix(p64, 0)},ra-only,64,12h`, '--ra-param=br-vm1,mtu:1450,0,0']);
+  assert.equal(plan.guestNic.dhcp, true, 'the guest keeps DHCP for IPv4; the kernel takes the RA on its own');
+});
+
+test('nat IPv6 with a way out: NAT66, the same ports forwarded to the VM on the uplink\'s global IPv6 addresses', async () => {
+  const withV6: ContainerNetwork = {
+    ...container,
+    links: container.links.map((l) =>
+      l.name !== 'eth0'
+        ? l
+        : {
+            ...l,
+            addresses: [
+              ...l.addresses,
+              { family: 'inet6', local: '2001:db8:1::5', prefixlen: 64, scope: 'global', flags: [], dynamic: false },
+              { family: 'inet6', local: 'fe80::42:aff:fe00:205', prefixlen: 64, scope: 'link', flags: [], dynamic: false },
+            ],
+          },
+    ),
+    routes: [...container.routes, { family: 'inet6', dst: 'default', gateway: '2001:db8:1::1', dev: 'eth0', flags: [] }],
+  };
+  const plan = planNat({ name: 'vm1', net: withV6, ownPorts: [5901, 8006], dnsmasqDir: '/d' });
+  const { prefix, vmIp } = plan.ipv6;
+  assert.equal(plan.ipv6.egress, true);
+  assert.ok(plan.ipv6.dnsmasqArgs.includes('--ra-param=br-vm1,mtu:1450,0,1800'));
+  assert.equal(
+    plan.ipv6.nftRuleset,
+    [
+      'table ip6 snabbvm-vm1 {',
+      '\tchain prerouting {',
+      '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+      `\t\tiifname "eth0" ip6 daddr { 2001:db8:1::5 } tcp dport != { 22, 5901, 8006 } dnat to ${vmIp}`,
+      `\t\tiifname "eth0" ip6 daddr { 2001:db8:1::5 } udp dport != { 5901, 8006 } dnat to ${vmIp}`,
+      '\t}',
+      '\tchain postrouting {',
+      '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+      `\t\tip6 saddr ${prefix} oifname != "br-vm1" masquerade`,
+      '\t}',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(plan.ipv6.steps.at(-1)!.undo, ['nft', 'delete', 'table', 'ip6', 'snabbvm-vm1']);
+  assert.doesNotMatch(plan.nftRuleset, /ip6|2001/, 'the IPv4 table stays IPv4');
+});

@@ -5,6 +5,7 @@ import { uplinkOf, type ContainerNetwork } from './container-network.js';
 import type { GuestNic } from './guest-nic.js';
 import { networkNames } from './interface-names.js';
 import { formatCidr, hostAddress, netmask, overlaps, parseCidr, type Ipv4Net } from './ipv4.js';
+import { eui64Address, hostInPrefix, ulaPrefix64 } from './ipv6.js';
 import { macAddress } from './mac-address.js';
 import type { NetStep } from './net-steps.js';
 
@@ -30,6 +31,28 @@ export interface NatPlan {
   dnsmasqArgv: string[];
   nic: NicPlan;
   guestNic: GuestNic;
+  ipv6: NatIpv6Plan;
+}
+
+/**
+ * IPv6 on the same inside link: a unique local /64 advertised by dnsmasq (router advertisements only, no DHCPv6),
+ * so the guest forms its address by SLAAC. With `egress`, NAT66 out of the uplink and the same inbound ports.
+ * Applied after `steps`, and left out when the container's kernel has no IPv6.
+ */
+export interface NatIpv6Plan {
+  /** such as fd12:3456:789a::/64 */
+  prefix: string;
+  /** the bridge's address: the VM's DNS server over IPv6 */
+  gatewayIp: string;
+  /** the SLAAC address the VM forms from its MAC (modified EUI-64); inbound ports go to it */
+  vmIp: string;
+  /** the container has an IPv6 default route and a global address on the uplink: the VM gets a default route, NAT66 and forwarded ports */
+  egress: boolean;
+  steps: NetStep[];
+  /** set with egress */
+  nftRuleset?: string;
+  /** appended to dnsmasqArgv */
+  dnsmasqArgs: string[];
 }
 
 /** The VM's address in its subnet, and the container's: as in QEMU's user mode, so both modes look alike. */
@@ -90,7 +113,7 @@ export function planNat({ name, net, ownPorts, dnsmasqDir, dnsmasqUser = 'nobody
     { what: `create tap ${tap}`, argv: ['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap'], undo: ['ip', 'link', 'delete', tap] },
     { what: `put tap ${tap} in bridge ${bridge}`, argv: ['ip', 'link', 'set', tap, 'mtu', String(mtu), 'master', bridge, 'up'] },
   ];
-  const nftRuleset = renderNatRuleset({ table: nftTable, bridge, subnet: formatCidr(subnet), vmIp, uplink: uplink?.name, uplinkAddresses, keptPorts });
+  const nftRuleset = renderNatRuleset({ family: 'ip', table: nftTable, bridge, subnet: formatCidr(subnet), vmIp, uplink: uplink?.name, uplinkAddresses, keptPorts });
   steps.push({ what: `load nft table ${nftTable}`, argv: ['nft', '-f', '-'], input: nftRuleset, undo: ['nft', 'delete', 'table', 'ip', nftTable] });
 
   const plan: NatPlan = {
@@ -107,16 +130,53 @@ export function planNat({ name, net, ownPorts, dnsmasqDir, dnsmasqUser = 'nobody
     dnsmasqArgv: buildDnsmasqArgv({ bridge, subnet, gatewayIp, vmIp, mac, mtu, dnsmasqDir, user: dnsmasqUser }),
     nic: { kind: 'tap', mac, ifname: tap },
     guestNic: { name: 'eth0', mac, dhcp: true, addresses: [], ...(mtu !== 1500 ? { mtu } : {}) },
+    ipv6: planNatIpv6({ name, net, bridge, nftTable, mac, mtu, uplinkName: uplink?.name, keptPorts }),
   };
   if (uplink !== undefined) plan.uplink = uplink.name;
   return plan;
 }
 
+/** The router lifetime dnsmasq advertises when the VM may route IPv6 out through the container (dnsmasq's default). */
+const RA_ROUTER_LIFETIME = 1800;
+
+function planNatIpv6(p: { name: string; net: ContainerNetwork; bridge: string; nftTable: string; mac: string; mtu: number; uplinkName: string | undefined; keptPorts: { tcp: number[]; udp: number[] } }): NatIpv6Plan {
+  const prefix64 = ulaPrefix64(p.name);
+  const prefix = `${hostInPrefix(prefix64, 0)}/64`;
+  const gatewayIp = hostInPrefix(prefix64, GATEWAY_HOST);
+  const vmIp = eui64Address(prefix64, p.mac);
+  const uplink = p.net.links.find((l) => l.name === p.uplinkName);
+  const uplinkAddresses = uplink?.addresses.filter((a) => a.family === 'inet6' && a.scope === 'global').map((a) => a.local) ?? [];
+  const egress = uplinkAddresses.length > 0 && p.net.routes.some((r) => r.family === 'inet6' && r.dst === 'default');
+  // nodad: dnsmasq binds the address at once, before duplicate address detection would have ended
+  const steps: NetStep[] = [{ what: `address bridge ${p.bridge} (IPv6)`, argv: ['ip', '-6', 'address', 'add', `${gatewayIp}/64`, 'dev', p.bridge, 'nodad'] }];
+  const plan: NatIpv6Plan = {
+    prefix,
+    gatewayIp,
+    vmIp,
+    egress,
+    steps,
+    dnsmasqArgs: [
+      `--listen-address=${gatewayIp}`,
+      '--enable-ra',
+      `--dhcp-range=${hostInPrefix(prefix64, 0)},ra-only,64,12h`,
+      // without a way out, a router lifetime of 0: the guest gets its address but no default route, so it does not
+      // try IPv6 first and wait for it to time out
+      `--ra-param=${p.bridge},${p.mtu !== 1500 ? `mtu:${p.mtu},` : ''}0,${egress ? RA_ROUTER_LIFETIME : 0}`,
+    ],
+  };
+  if (egress) {
+    plan.nftRuleset = renderNatRuleset({ family: 'ip6', table: p.nftTable, bridge: p.bridge, subnet: prefix, vmIp, uplink: p.uplinkName, uplinkAddresses, keptPorts: p.keptPorts });
+    steps.push({ what: `load nft table ip6 ${p.nftTable}`, argv: ['nft', '-f', '-'], input: plan.nftRuleset, undo: ['nft', 'delete', 'table', 'ip6', p.nftTable] });
+  }
+  return plan;
+}
+
 /**
- * One nft table of the VM's own, so that teardown is one `nft delete table`: masquerade out of the private
- * subnet, and every inbound TCP and UDP port on the uplink's addresses to the VM, except the kept ones.
+ * One nft table of the VM's own per address family, so that teardown is one `nft delete table`: masquerade out of
+ * the private subnet, and every inbound TCP and UDP port on the uplink's addresses to the VM, except the kept ones.
  */
 export function renderNatRuleset(r: {
+  family: 'ip' | 'ip6';
   table: string;
   bridge: string;
   subnet: string;
@@ -128,18 +188,18 @@ export function renderNatRuleset(r: {
   const forward = (proto: 'tcp' | 'udp') => {
     const kept = r.keptPorts[proto];
     const except = kept.length > 0 ? ` ${proto} dport != { ${kept.join(', ')} }` : ` meta l4proto ${proto}`;
-    return `\t\tiifname "${r.uplink}" ip daddr { ${r.uplinkAddresses.join(', ')} }${except} dnat to ${r.vmIp}\n`;
+    return `\t\tiifname "${r.uplink}" ${r.family} daddr { ${r.uplinkAddresses.join(', ')} }${except} dnat to ${r.vmIp}\n`;
   };
   const forwards = r.uplink !== undefined && r.uplinkAddresses.length > 0 ? forward('tcp') + forward('udp') : '';
   return (
-    `table ip ${r.table} {\n` +
+    `table ${r.family} ${r.table} {\n` +
     `\tchain prerouting {\n` +
     `\t\ttype nat hook prerouting priority dstnat; policy accept;\n` +
     forwards +
     `\t}\n` +
     `\tchain postrouting {\n` +
     `\t\ttype nat hook postrouting priority srcnat; policy accept;\n` +
-    `\t\tip saddr ${r.subnet} oifname != "${r.bridge}" masquerade\n` +
+    `\t\t${r.family} saddr ${r.subnet} oifname != "${r.bridge}" masquerade\n` +
     `\t}\n` +
     `}\n`
   );

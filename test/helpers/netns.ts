@@ -18,6 +18,10 @@ export interface DockerLikeNetwork {
   containerIps: string[];
   clientIp: string;
   prefix: number;
+  /** with ipv6Containers: docker0's IPv6 address, and the IPv6 addresses of the client and of those containers */
+  hostIp6?: string;
+  clientIp6?: string;
+  containerIp6s: string[];
   /** the launcher run through this lands in the namespace (ip netns exec execs, so the pid stays the launcher's) */
   wrapper(ns: string): string[];
   /** runs a program in a namespace and returns its stdout */
@@ -42,11 +46,15 @@ export function whyNoNetnsTests(): string | undefined {
   return undefined;
 }
 
+/** The IPv6 /64 of a network made with ipv6Containers, as `docker network create --ipv6` would give one. */
+const IPV6_SUBNET = 'fd00:d0c:0:1';
+
 /**
  * Builds the namespaces. `subnet` is docker0's /24 (its first three octets), `containers` how many container
- * namespaces to make. Names are unique per process and tag.
+ * namespaces to make; the first `ipv6Containers` of them (and docker0 and the client) also get an IPv6 address
+ * and default route. Names are unique per process and tag.
  */
-export function createDockerLikeNetwork(tag: string, options: { subnet?: string; containers?: number } = {}): DockerLikeNetwork {
+export function createDockerLikeNetwork(tag: string, options: { subnet?: string; containers?: number; ipv6Containers?: number } = {}): DockerLikeNetwork {
   const subnet = options.subnet ?? '172.17.0';
   const id = `snabbvm-t${process.pid}-${tag}`;
   const host = `${id}-host`;
@@ -55,6 +63,10 @@ export function createDockerLikeNetwork(tag: string, options: { subnet?: string;
   const hostIp = `${subnet}.1`;
   const clientIp = `${subnet}.250`;
   const containerIps = containers.map((_, i) => `${subnet}.${i + 2}`);
+  const ipv6Count = options.ipv6Containers ?? 0;
+  const hostIp6 = ipv6Count > 0 ? `${IPV6_SUBNET}::1` : undefined;
+  const clientIp6 = ipv6Count > 0 ? `${IPV6_SUBNET}::250` : undefined;
+  const containerIp6s = containers.slice(0, ipv6Count).map((_, i) => `${IPV6_SUBNET}::${i + 2}`);
   const processes: ChildProcess[] = [];
   const ipn = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args]);
   const exec = (ns: string, argv: string[], timeoutMs?: number) => run(['ip', 'netns', 'exec', ns, ...argv], timeoutMs);
@@ -77,6 +89,14 @@ export function createDockerLikeNetwork(tag: string, options: { subnet?: string;
     ipn(host, 'link', 'add', 'docker0', 'type', 'bridge');
     ipn(host, 'address', 'add', `${hostIp}/24`, 'brd', '+', 'dev', 'docker0');
     ipn(host, 'link', 'set', 'docker0', 'up');
+    if (hostIp6 !== undefined) {
+      ipn(host, 'address', 'add', `${hostIp6}/64`, 'dev', 'docker0', 'nodad');
+      run(['ip', 'netns', 'exec', host, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    }
+    const attach6 = (ns: string, ip6: string) => {
+      ipn(ns, 'address', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad');
+      ipn(ns, '-6', 'route', 'add', 'default', 'via', hostIp6!);
+    };
     const attach = (ns: string, ip: string, index: number, mac: string) => {
       const veth = `veth${index}`;
       ipn(host, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
@@ -88,8 +108,10 @@ export function createDockerLikeNetwork(tag: string, options: { subnet?: string;
     };
     const macOf = (ip: string) => `02:42:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
     attach(client, clientIp, 0, macOf(clientIp));
+    if (clientIp6 !== undefined) attach6(client, clientIp6);
     containers.forEach((ns, i) => {
       attach(ns, containerIps[i]!, i + 1, macOf(containerIps[i]!));
+      if (containerIp6s[i] !== undefined) attach6(ns, containerIp6s[i]!);
       // what Docker leaves in a container: its DNS rules, and a resolv.conf (ip netns exec mounts this one)
       exec(ns, ['iptables', '-t', 'nat', '-N', 'DOCKER_OUTPUT']);
       exec(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-d', '127.0.0.11/32', '-j', 'DOCKER_OUTPUT']);
@@ -113,6 +135,8 @@ export function createDockerLikeNetwork(tag: string, options: { subnet?: string;
     containerIps,
     clientIp,
     prefix: 24,
+    ...(hostIp6 !== undefined ? { hostIp6, clientIp6 } : {}),
+    containerIp6s,
     wrapper: (ns) => ['ip', 'netns', 'exec', ns],
     exec,
     async startResolver(records) {
@@ -143,7 +167,7 @@ export function snapshotNetwork(ns: string): string {
     show('ip', '-6', 'route', 'show', 'table', 'all'),
     show('nft', 'list', 'ruleset'),
     show('iptables-save').replace(/^#.*\n/gm, ''),
-    show('sysctl', 'net.ipv4.ip_forward'),
+    show('sysctl', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'),
   ]
     .join('\n')
     .replace(/counter packets \d+ bytes \d+/g, 'counter')
