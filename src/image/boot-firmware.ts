@@ -125,7 +125,7 @@ export const isoBootSigns = (layout: IsoBootLayout): BootSigns => ({
  */
 export function chooseFirmware(mode: BootMode, signs: BootSigns): FirmwareChoice & { warning?: string } {
   const { what, biosSign, uefiSign } = signs;
-  const shows = signs.uefi && !signs.bios ? `the ${what} has ${uefiSign} and no ${biosSign}`
+  const shows = signs.uefi && !signs.bios ? `the ${what} has ${uefiSign} and no ${biosSign.replace(/^an? /, '')}`
     : signs.bios ? `the ${what} has ${biosSign}${signs.uefi ? ` and ${uefiSign}: both would work` : ''}`
     : `the ${what} has neither ${biosSign} nor ${uefiSign}`;
   if (mode === 'auto') return { firmware: signs.uefi && !signs.bios ? 'uefi' : 'bios', reason: `--boot auto: ${shows}` };
