@@ -31,17 +31,16 @@ export interface DiskRecord {
 
 /** The runtime folder's overlay, gone with the run; or with --persist, DATA_DIR/NAME/disk.qcow2, kept. Pure. */
 export function planDiskLocation(config: Pick<VmConfig, 'persist' | 'dataDir' | 'name'>, paths: Pick<RuntimePaths, 'overlay'>): DiskLocation {
-  return planFileLocation(config, paths.overlay);
+  return planFileLocation(config, paths.overlay, 'disk.qcow2');
 }
 
 /**
  * A VM file that --persist keeps (a disk, the UEFI variables): in the run folder, or with --persist under the same
  * name in DATA_DIR/NAME, with a disk's record beside it (disk1.qcow2 → disk1.json). Pure.
  */
-export function planFileLocation(config: Pick<VmConfig, 'persist' | 'dataDir' | 'name'>, runPath: string): DiskLocation {
+export function planFileLocation(config: Pick<VmConfig, 'persist' | 'dataDir' | 'name'>, runPath: string, name = path.basename(runPath)): DiskLocation {
   if (!config.persist) return { path: runPath, keep: false };
   const dir = path.join(config.dataDir, config.name);
-  const name = path.basename(runPath);
   const location: DiskLocation = { path: path.join(dir, name), keep: true };
   if (name.endsWith('.qcow2')) location.recordPath = path.join(dir, `${name.slice(0, -'.qcow2'.length)}.json`);
   return location;
