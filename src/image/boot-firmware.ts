@@ -120,7 +120,7 @@ export const isoBootSigns = (layout: IsoBootLayout): BootSigns => ({
 
 /**
  * The firmware for --boot. auto: UEFI when the image can only boot by UEFI (an EFI system partition and no BIOS
- * boot code); BIOS otherwise, since a hybrid image boots either way and SeaBIOS starts faster. A mode given against
+ * boot code); BIOS otherwise, since a hybrid image boots either way and did so under SeaBIOS before. A mode given against
  * what the image shows gets a warning, so a VM that cannot boot says why. Pure.
  */
 export function chooseFirmware(mode: BootMode, signs: BootSigns): FirmwareChoice & { warning?: string } {
