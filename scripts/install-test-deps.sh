@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  qemu-system-x86 qemu-utils            # the VM
+  qemu-system-x86 qemu-utils ovmf       # the VM (ovmf: --boot uefi)
   dnsmasq-base iproute2 iptables nftables  # eth0 networking (nat, bridge)
   tmux socat                            # consoles
   xorriso genisoimage                   # cloud-init seed images
   python3 openssl                       # user-data checks vs the fixture's cloud-init; password hashes
   debootstrap fdisk grub-pc-bin e2fsprogs  # the fixture cloud image
+  grub-efi-amd64-bin dosfstools mtools  # its UEFI-only variant (test/fixtures/build-uefi-image.sh)
   xz-utils zstd bzip2 gzip curl ca-certificates  # compressed images, downloads
   iperf3 procps
   gcc make libc6-dev patch              # Snabb, built by scripts/build-snabb.sh

@@ -35,6 +35,12 @@ export function runtimePaths(runDir: string) {
     /** the undo commands of what the launcher changed outside its folder, for a launcher that takes over after a crash */
     undoJournal: at('undo.jsonl'),
     overlay: at('disk.qcow2'),
+    /** the --disk disks' overlays or blank disks, numbered from 1 after the boot disk */
+    extraDisk: (n: number) => at(`disk${n}.qcow2`),
+    /** UEFI: this VM's copy of OVMF's variable store, next to its disk */
+    efiVars: at('efi-vars.fd'),
+    /** the boot disk's first sectors as the guest sees them, read for --boot auto and removed at once */
+    bootSectors: at('boot-sectors.bin'),
     seedDir: at('seed'),
     seedImage: at('seed.iso'),
     snabbDir: at('snabb'),

@@ -1,14 +1,16 @@
 /**
  * --persist and --disk-size on the VM's disk, with real qemu-img and no VM: the disk outlives the run, is reused
- * on the same base, grows but never shrinks, and is refused (clearly) on another image or a changed base.
+ * on the same base, grows but never shrinks, and is refused (clearly) on another image or a changed base. The same for
+ * the --disk disks, and the UEFI variable store kept beside them.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, utimesSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { prepareVmDisk, readPinnedBase } from '../src/image/persist-disk.js';
+import { prepareExtraDisks } from '../src/image/extra-disks.js';
+import { prepareEfiVars, prepareVmDisk, readPinnedBase } from '../src/image/persist-disk.js';
 import type { BaseImage } from '../src/image/prepare-disk.js';
 import { CleanupStack } from '../src/lifecycle/cleanup-stack.js';
 
@@ -80,4 +82,50 @@ test('--persist on a URL image: a base downloaded again with the same digest sti
   await prepareVmDisk(base, config, runDisk, new CleanupStack());
   assert.deepEqual(await readPinnedBase(config), base, 'pinned again on the new file');
   await assert.rejects(prepareVmDisk({ ...base, sourceSha256: 'bb'.repeat(32) }, config, runDisk, new CleanupStack()), /that base has changed since/);
+});
+
+test('--disk: overlays on files and blank disks, in order; with --persist kept beside the boot disk, a blank one grown, a changed one refused; UEFI variables kept', async () => {
+  const data = makeBase('data.qcow2', 16);
+  const raw = path.join(work, 'blank-data.raw');
+  execFileSync('truncate', ['-s', '8M', raw]); // all zeros: a data disk need not look bootable
+  const runDir = path.join(work, 'extra-run');
+  const paths = { extraDisk: (n: number) => path.join(runDir, `disk${n}.qcow2`), efiVars: path.join(runDir, 'efi-vars.fd') };
+  execFileSync('mkdir', ['-p', runDir]);
+  const disks = [{ kind: 'blank' as const, sizeBytes: 24 * MiB }, { kind: 'file' as const, path: data.path }, { kind: 'file' as const, path: raw }];
+
+  const cleanup = new CleanupStack();
+  const made = await prepareExtraDisks({ disks, persist: false, dataDir: work, name: 'x' }, paths, cleanup);
+  assert.deepEqual(made, [1, 2, 3].map(paths.extraDisk));
+  assert.equal(info(made[0]!)['virtual-size'], 24 * MiB);
+  assert.equal(info(made[0]!)['backing-filename'], undefined);
+  assert.equal(info(made[1]!)['backing-filename'], data.path);
+  assert.equal(info(made[2]!)['backing-filename-format'], 'raw');
+  await cleanup.unwind();
+  assert.deepEqual(made.filter(existsSync), [], 'gone with the run');
+
+  const gz = path.join(work, 'data.img.gz');
+  execFileSync('sh', ['-c', `gzip -c '${raw}' > '${gz}'`]);
+  await assert.rejects(prepareExtraDisks({ disks: [{ kind: 'file', path: gz }], persist: false, dataDir: work, name: 'x' }, paths, new CleanupStack()), /--disk .*data\.img\.gz is gzip-compressed; unpack it first/);
+
+  const dataDir = path.join(work, 'extra-data');
+  const persist = { persist: true, dataDir, name: 'vm2' };
+  const kept = await prepareExtraDisks({ ...persist, disks }, paths, new CleanupStack());
+  assert.deepEqual(kept, [1, 2, 3].map((n) => path.join(dataDir, 'vm2', `disk${n}.qcow2`)));
+  assert.ok(existsSync(path.join(dataDir, 'vm2', 'disk2.json')));
+  const grown = await prepareExtraDisks({ ...persist, disks: [{ kind: 'blank', sizeBytes: 32 * MiB }, ...disks.slice(1)] }, paths, new CleanupStack());
+  assert.equal(info(grown[0]!)['virtual-size'], 32 * MiB, 'a larger size grows a blank disk');
+  await assert.rejects(prepareExtraDisks({ ...persist, disks: [disks[0]!] }, paths, new CleanupStack()), /--disk 24M is smaller than the persisted disk's 32M; disks only grow/);
+  await assert.rejects(prepareExtraDisks({ ...persist, disks: [{ kind: 'blank', sizeBytes: 32 * MiB }, disks[2]!] }, paths, new CleanupStack()), /--persist: the disk .*vm2\/disk2\.qcow2 was made from .*data\.qcow2, not .*blank-data\.raw/);
+
+  const template = path.join(work, 'OVMF_VARS_4M.fd');
+  execFileSync('sh', ['-c', `printf template > '${template}'`]);
+  const vars = await prepareEfiVars(template, persist, paths, new CleanupStack());
+  assert.equal(vars, path.join(dataDir, 'vm2', 'efi-vars.fd'));
+  execFileSync('sh', ['-c', `printf guest-wrote > '${vars}'`]);
+  assert.equal(await prepareEfiVars(template, persist, paths, new CleanupStack()), vars);
+  assert.equal(readFileSync(vars, 'utf8'), 'guest-wrote', 'a persisted variable store is reused, not reset');
+  const runVars = new CleanupStack();
+  assert.equal(await prepareEfiVars(template, { ...persist, persist: false }, paths, runVars), paths.efiVars);
+  await runVars.unwind();
+  assert.equal(existsSync(paths.efiVars), false);
 });

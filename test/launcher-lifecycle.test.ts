@@ -79,7 +79,7 @@ describe('launcher lifecycle', { skip }, () => {
     assert.equal(disk['virtual-size'], 3 * 2 ** 30);
     assert.equal(disk['backing-filename'], undefined, 'a blank disk');
     const qemuArgs = (await processesMatching(path.join(work, 'iso'))).join('\n');
-    assert.match(qemuArgs, new RegExp(`file=${iso},format=raw,media=cdrom,readonly=on`));
+    assert.match(qemuArgs, new RegExp(`file=${iso},format=raw,if=none,id=cd0,media=cdrom,readonly=on -device ide-cd,drive=cd0,bus=ide\\.0 -boot once=d`));
     vm.child.kill('SIGTERM');
     assert.equal((await vm.exited).code, 5);
     await assertNothingLeft('iso');

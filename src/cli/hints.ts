@@ -32,7 +32,6 @@ export function mistypedCommand(imageArg: string, commands: readonly string[], b
 
 /** Spellings of other tools (lima, multipass, virt-install, QEMU) for which commander would suggest a wrong option. */
 const OTHER_TOOLS_OPTIONS: Record<string, string> = {
-  '--disk': '--disk-size',
   '--ram': '--memory',
   '--mem': '--memory',
   '--cpu': '--cpus',
@@ -43,7 +42,7 @@ const OTHER_TOOLS_OPTIONS: Record<string, string> = {
 
 /**
  * Commander's "unknown option" message as one line, with the snabbvm option another tool's spelling stands for
- * (`--disk 20G` → use --disk-size, not commander's guess --digest).
+ * (`--ram 2G` → use --memory).
  */
 export function unknownOptionMessage(commanderMessage: string): string {
   const message = commanderMessage.replace(/^error: /, '');
@@ -63,6 +62,9 @@ export const QEMUX_VARIABLES: Record<string, string> = {
   CPU_CORES: 'use --cpus (SNABBVM_CPUS)',
   DISK_SIZE: 'use --disk-size (SNABBVM_DISK_SIZE)',
   DISK_FMT: 'snabbvm keeps the image as given and writes to a qcow2 overlay',
+  DISK_TYPE: 'use --disk-bus virtio|scsi|sata|ide (SNABBVM_DISK_BUS)',
+  DISK2_SIZE: 'use --disk SIZE (SNABBVM_DISKS) for each more disk',
+  BOOT_MODE: 'use --boot uefi|bios|auto (SNABBVM_BOOT)',
   KVM: 'use --accel kvm|tcg (SNABBVM_ACCEL)',
   USER_PORTS: 'in --net nat every port except --forward-exclude reaches the VM; with --net user use --forward',
   ARGUMENTS: 'snabbvm has no raw QEMU arguments yet',

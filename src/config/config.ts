@@ -3,6 +3,11 @@ export type NetMode = 'nat' | 'bridge' | 'user' | 'none';
 export type AccelMode = 'auto' | 'kvm' | 'tcg';
 export type ConsoleMode = 'auto' | 'tmux' | 'stdio' | 'none';
 export type SeedFormat = 'nocloud' | 'configdrive';
+export type BootMode = 'auto' | 'bios' | 'uefi';
+export type DiskBus = 'virtio' | 'scsi' | 'sata' | 'ide';
+
+/** A --disk: a file the VM sees through an overlay, or a blank disk of a size. */
+export type ExtraDiskSpec = { kind: 'file'; path: string } | { kind: 'blank'; sizeBytes: number };
 
 export type ImageRef = { kind: 'file'; path: string } | { kind: 'url'; url: string };
 
@@ -16,6 +21,10 @@ export interface VmConfig {
   memoryMiB: number;
   accel: AccelMode;
   diskSizeBytes?: number;
+  /** more disks, in order after the boot disk */
+  disks: ExtraDiskSpec[];
+  diskBus: DiskBus;
+  boot: BootMode;
   stopTimeoutSec: number;
   runDir: string;
   cacheDir: string;

@@ -177,3 +177,35 @@ test('--digest takes sha256:HEX, sha512:HEX (Debian publishes SHA512SUMS) or a b
   assert.equal(configFor(['--sha256', 'cd'.repeat(32), url]).sha256, 'cd'.repeat(32));
   assert.equal(configFor([url], { SNABBVM_DIGEST: `sha512:${'ef'.repeat(64)}` }).sha512, 'ef'.repeat(64));
 });
+
+test('--boot, --disk and --disk-bus: defaults, flags, the environment (SNABBVM_DISKS is a list) and bad values', () => {
+  const plain = configFor(['disk.qcow2']);
+  assert.equal(plain.boot, 'auto');
+  assert.equal(plain.diskBus, 'virtio');
+  assert.deepEqual(plain.disks, []);
+
+  const c = configFor(['--boot', 'uefi', '--disk', '10G', '--disk', 'disk.qcow2', '--disk', '512M', '--disk-bus', 'sata', 'disk.qcow2']);
+  assert.equal(c.boot, 'uefi');
+  assert.equal(c.diskBus, 'sata');
+  assert.deepEqual(c.disks, [
+    { kind: 'blank', sizeBytes: 10 * 2 ** 30 },
+    { kind: 'file', path: path.join(dir, 'disk.qcow2') },
+    { kind: 'blank', sizeBytes: 512 * 2 ** 20 },
+  ]);
+  const fromEnv = configFor(['disk.qcow2'], { SNABBVM_BOOT: 'bios', SNABBVM_DISKS: '1G\n disk.qcow2 ', SNABBVM_DISK_BUS: 'scsi' });
+  assert.equal(fromEnv.boot, 'bios');
+  assert.equal(fromEnv.diskBus, 'scsi');
+  assert.deepEqual(fromEnv.disks.map((d) => d.kind), ['blank', 'file']);
+  assert.deepEqual(configFor(['--disk', '2G', 'disk.qcow2'], { SNABBVM_DISKS: '1G 3G' }).disks, [{ kind: 'blank', sizeBytes: 2 * 2 ** 30 }], 'the flag wins');
+
+  const bad = problemsFor(['--boot', 'efi', '--disk-bus', 'nvme', '--disk', 'nosuch.img', '--disk', '0.1K', 'disk.qcow2']);
+  assert.deepEqual(bad.messages, [
+    "--disk-bus 'nvme' is not valid; use one of: virtio, scsi, sata, ide",
+    `--disk ${path.join(dir, 'nosuch.img')} does not exist; put it in the folder mounted at /u (-v $PWD:/u)`,
+    "--disk '0.1K' is not valid; give a size with a unit, such as 10G, or a disk image file",
+    "--boot 'efi' is not valid; use one of: auto, bios, uefi",
+  ]);
+  assert.equal(bad.exitCode, ExitCode.Usage);
+  const tooMany = problemsFor(['--disk-bus', 'ide', '--disk', '1G', '--disk', '1G', '--disk', '1G', 'disk.qcow2']);
+  assert.match(tooMany.messages[0]!, /^--disk-bus ide takes at most 3 disks with the boot disk/);
+});

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { isIP, isIPv4 } from 'node:net';
 import path from 'node:path';
 import { inputError, ProblemsError, usageError, type UserError } from '../errors.js';
-import type { AccelMode, ConsoleMode, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
+import type { AccelMode, BootMode, ConsoleMode, DiskBus, ExtraDiskSpec, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
 import type { RawOptions } from './options.js';
 import { parseSize } from './size.js';
 import { validatePortSpecs } from '../snabb/port-spec.js';
@@ -29,6 +29,12 @@ function isIpv4WithPrefix(text: string): boolean {
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
   return m !== null && isIPv4(m[1]!) && Number(m[2]) <= 32;
 }
+
+/**
+ * Disks per bus, the boot disk included: the q35 AHCI controller has 6 ports (one kept for an ISO's CD-ROM), the
+ * IDE controller 2 buses of 2 (one kept too); virtio-blk takes a PCI slot each.
+ */
+const MAX_DISKS: Record<DiskBus, number> = { virtio: 16, scsi: 16, sata: 5, ide: 3 };
 
 const isPort = (digits: string) => Number(digits) >= 1 && Number(digits) <= 65535;
 
@@ -117,6 +123,19 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     }
   }
 
+  const diskBus = oneOf<DiskBus>('--disk-bus', raw.diskBus, ['virtio', 'scsi', 'sata', 'ide'], 'virtio');
+  const disks = (raw.disk ?? []).map((given): ExtraDiskSpec => {
+    // a size has a unit (10G); anything else is a file, even a bare number
+    if (/^\s*\d+(\.\d+)?\s*[KMGT]/i.test(given)) {
+      const sizeBytes = parseSize(given);
+      if (sizeBytes === undefined || sizeBytes < 2 ** 20) usage(`--disk '${given}' is not valid; give a size with a unit, such as 10G, or a disk image file`);
+      return { kind: 'blank', sizeBytes: sizeBytes ?? 0 };
+    }
+    return { kind: 'file', path: readableFile('--disk', given) };
+  });
+  const maxDisks = MAX_DISKS[diskBus];
+  if (1 + disks.length > maxDisks) usage(`--disk-bus ${diskBus} takes at most ${maxDisks} disks with the boot disk (and a port kept for an ISO's CD-ROM); give fewer --disk or another --disk-bus`);
+
   let sha256: string | undefined;
   let sha512: string | undefined;
   if (raw.sha256 !== undefined && raw.digest !== undefined) usage('give --sha256 or --digest, not both');
@@ -169,6 +188,9 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     cpus,
     memoryMiB,
     accel: oneOf<AccelMode>('--accel', raw.accel, ['auto', 'kvm', 'tcg'], 'auto'),
+    boot: oneOf<BootMode>('--boot', raw.boot, ['auto', 'bios', 'uefi'], 'auto'),
+    disks,
+    diskBus,
     stopTimeoutSec: integer('--stop-timeout', raw.stopTimeout, 60, 0, 86400),
     runDir: path.resolve(raw.runDir ?? path.join('/run/snabbvm', name)),
     cacheDir: path.resolve(raw.cacheDir ?? '/var/cache/snabbvm'),

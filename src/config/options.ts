@@ -29,6 +29,9 @@ export interface RawOptions {
   name?: string;
   accel?: string;
   diskSize?: string;
+  disk?: string[];
+  diskBus?: string;
+  boot?: string;
   stopTimeout?: string;
   cacheDir?: string;
   runDir?: string;
@@ -73,10 +76,13 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--name <name>', key: 'name', env: 'SNABBVM_NAME', description: 'VM name: tmux session, MACs, runtime folder (env NAME also works)', defaultText: 'snabbvm' },
   { flags: '--accel <mode>', key: 'accel', env: 'SNABBVM_ACCEL', description: 'auto | kvm | tcg (auto: KVM if a test guest runs under it, else TCG with a warning)', defaultText: 'auto' },
   { flags: '--disk-size <size>', key: 'diskSize', env: 'SNABBVM_DISK_SIZE', description: "grow the VM's disk to this size (never shrinks); blank disk size for an ISO", defaultText: '10G for an ISO' },
+  { flags: '--disk <file|size>', key: 'disk', env: 'SNABBVM_DISKS', repeatable: true, envSeparator: /\s+/, description: 'one more disk (vdb, vdc, ...): a file, used through an overlay and never changed, or a size such as 10G for a blank one (repeatable; the environment takes a list)' },
+  { flags: '--disk-bus <bus>', key: 'diskBus', env: 'SNABBVM_DISK_BUS', description: 'virtio | scsi | sata | ide: the bus of the disks (sata or ide for systems without virtio drivers)', defaultText: 'virtio' },
+  { flags: '--boot <firmware>', key: 'boot', env: 'SNABBVM_BOOT', description: 'bios | uefi | auto (auto: UEFI when the image has an EFI system partition and no BIOS boot code)', defaultText: 'auto' },
   { flags: '--stop-timeout <seconds>', key: 'stopTimeout', env: 'SNABBVM_STOP_TIMEOUT', description: 'how long to wait for the guest to power off after SIGTERM before forcing it', defaultText: '60' },
   { flags: '--cache-dir <dir>', key: 'cacheDir', env: 'SNABBVM_CACHE_DIR', description: 'downloaded and unpacked images', defaultText: '/var/cache/snabbvm' },
   { flags: '--run-dir <dir>', key: 'runDir', env: 'SNABBVM_RUN_DIR', description: 'runtime files (sockets, overlay, logs): a new or empty folder, locked while the VM runs', defaultText: '/run/snabbvm/<name>' },
-  { flags: '--data-dir <dir>', key: 'dataDir', env: 'SNABBVM_DATA_DIR', description: "where --persist keeps the VM's disk", defaultText: '/var/lib/snabbvm' },
+  { flags: '--data-dir <dir>', key: 'dataDir', env: 'SNABBVM_DATA_DIR', description: "where --persist keeps the VM's disks", defaultText: '/var/lib/snabbvm' },
   { flags: '--persist', key: 'persist', env: 'SNABBVM_PERSIST', boolean: true, description: "keep the VM's writes across container restarts (in --data-dir)" },
   { flags: '--sha256 <hex>', key: 'sha256', env: 'SNABBVM_SHA256', description: 'expected SHA-256 of the downloaded image' },
   { flags: '--digest <algo:hex>', key: 'digest', env: 'SNABBVM_DIGEST', description: 'expected digest of the downloaded image, as sha256:HEX or sha512:HEX (Debian publishes SHA512SUMS)' },

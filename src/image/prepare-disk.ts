@@ -13,11 +13,14 @@ export type BaseImage = (
   sourceSha256?: string;
 };
 
+/** What a writable disk is made on: a base image, or nothing (a blank --disk SIZE). */
+export type DiskBase = BaseImage | { kind: 'blank' };
+
 export const DEFAULT_ISO_DISK_BYTES = 10 * 2 ** 30;
 
 /** The qemu-img command that makes the VM's writable disk. Pure. */
-export function planDisk(base: BaseImage, diskPath: string, diskSizeBytes: number | undefined): string[] {
-  if (base.kind === 'iso') {
+export function planDisk(base: DiskBase, diskPath: string, diskSizeBytes: number | undefined): string[] {
+  if (base.kind !== 'disk') {
     return ['qemu-img', 'create', '-q', '-f', 'qcow2', diskPath, String(diskSizeBytes ?? DEFAULT_ISO_DISK_BYTES)];
   }
   if (diskSizeBytes !== undefined && diskSizeBytes < base.virtualSize) {

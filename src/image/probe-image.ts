@@ -64,11 +64,13 @@ interface QemuImgInfo {
 
 /**
  * Probes a local file's format with `qemu-img info --output=json` and its content. Throws exit 3 for a non-image.
- * `name` is what error messages call it (the URL of a download).
+ * `name` is what error messages call it (the URL of a download). A `data` disk (--disk) need not look bootable:
+ * any raw file is one (an ISO too), but a compressed one is refused, since only the boot image is unpacked.
  */
-export async function probeImage(path: string, name = `image ${path}`): Promise<ImageKind> {
+export async function probeImage(path: string, name = `image ${path}`, purpose: 'boot' | 'data' = 'boot'): Promise<ImageKind> {
   const head = await readAt(path, 0, 4096);
   const compression = sniffCompression(head);
+  if (compression && purpose === 'data') throw inputError(`${name} is ${compression}-compressed; unpack it first (snabbvm unpacks only the boot image)`);
   if (compression) return { kind: 'compressed', compression };
 
   // before qemu-img opens it: opening alone follows a VMDK's extents or a qcow2's data file
@@ -87,7 +89,10 @@ export async function probeImage(path: string, name = `image ${path}`): Promise<
   }
   const seen = referenceInInfo(info as unknown as Record<string, unknown>, absolute);
   if (seen) throw refusal(seen);
-  if (info.format === 'raw') {
+  if (info.format === 'raw' && purpose === 'data') {
+    const archive = sniffArchive(head);
+    if (archive) throw inputError(`${name} is a ${archive} archive, not a disk image; extract the image from it and give that`);
+  } else if (info.format === 'raw') {
     if (isIso(await readAt(path, 32768, 6))) return { kind: 'iso', virtualSize: info['virtual-size'] };
     const why = describeNonDisk(head);
     if (why) throw inputError(`${name} is not a disk image: ${why}; give a qcow2, raw, vmdk or ISO file, or its URL`);

@@ -116,12 +116,13 @@ test('a second launcher of the same VM exits 6 naming the first one, and touches
   }
   // the first launcher died without its teardown: the next one takes the folder over and undoes its journal
   writeFileSync(runtimePaths(dir).qemuLog, 'stale');
+  for (const file of [runtimePaths(dir).extraDisk(1), runtimePaths(dir).extraDisk(12), runtimePaths(dir).efiVars]) writeFileSync(file, 'stale');
   const cleanup = new CleanupStack();
   await claimRunDir(runtimePaths(dir), 'vm1', cleanup);
   assert.equal(readState(runtimePaths(dir))?.pid, process.pid);
   assert.equal(readFileSync(undoFile, 'utf8'), 'restored');
   assert.ok(!existsSync(`/proc/${survivor}/cmdline`) || !readFileSync(`/proc/${survivor}/cmdline`, 'utf8').includes('1000.5'), 'the process the killed launcher left is stopped');
-  assert.equal(existsSync(runtimePaths(dir).qemuLog), false);
+  assert.deepEqual(readdirSync(dir).filter((e) => /qemu\.log|disk\d+\.qcow2|efi-vars/.test(e)), [], 'the killed run\'s files are gone, its --disk disks and UEFI variables too');
   await cleanup.unwind();
   assert.equal(existsSync(dir), false);
 });

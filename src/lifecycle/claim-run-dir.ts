@@ -121,7 +121,9 @@ function ownEntries(paths: RuntimePaths): string[] {
   const names = Object.values(paths)
     .filter((p): p is string => typeof p === 'string' && path.dirname(p) === paths.runDir && p !== paths.lockFile)
     .map((p) => path.basename(p));
-  return [...names, `${path.basename(paths.stateFile)}.tmp`];
+  // the --disk disks, as many as that run had (paths.extraDisk(n))
+  const extraDisks = readdirSync(paths.runDir).filter((e) => /^disk\d+\.qcow2$/.test(e));
+  return [...names, ...extraDisks, `${path.basename(paths.stateFile)}.tmp`];
 }
 
 function removeOwnFiles(paths: RuntimePaths): void {

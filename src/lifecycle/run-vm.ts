@@ -5,6 +5,7 @@ import { applyNetwork } from '../network/apply-network.js';
 import { checkNetworkHost } from '../network/check-network-host.js';
 import { startPorts } from '../snabb/start-ports.js';
 import { ExitCode } from '../errors.js';
+import { prepareExtraDisks } from '../image/extra-disks.js';
 import { prepareVmDisk } from '../image/persist-disk.js';
 import { resolveBaseImage } from '../image/resolve-base-image.js';
 import { log } from '../log.js';
@@ -12,6 +13,7 @@ import { runtimePaths, type RuntimePaths } from '../paths.js';
 import { ProgramError } from '../process/run-program.js';
 import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
 import { chooseAccel, describeQemuFailure, fallbackWarning, looksLikeKvmFailure } from '../qemu/probe-accel.js';
+import { prepareFirmware } from '../qemu/ovmf.js';
 import type { QemuPlan } from '../qemu/qemu-plan.js';
 import { startQemu, type StartedQemu, type VmEnd } from '../qemu/start-qemu.js';
 import { diskStamp, watchKvmStart, type KvmStartOutcome } from '../qemu/watch-kvm-start.js';
@@ -55,6 +57,8 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     const choice = await chooseAccel(config.accel, { qemuBinary: config.qemuBinary, firmware: paths.kvmProbeFirmware, device: config.kvmDevice });
     let { accel, fallbackReason } = choice;
     const disk = await prepareVmDisk(base, config, paths, cleanup);
+    const extraDisks = await prepareExtraDisks(config, paths, cleanup);
+    const uefi = await prepareFirmware(config, base, disk, paths, cleanup);
     checkpoint();
 
     // eth0, then the Snabb ports (eth1..N), then the seed that tells the guest how to configure them all.
@@ -75,12 +79,15 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
       memoryMiB: config.memoryMiB,
       memory: ports.memory,
       disk,
+      extraDisks,
+      diskBus: config.diskBus,
       nics: [...(network.nic ? [network.nic] : []), ...ports.nics],
       paths,
       vhostUserWithoutMsix: ports.vhostUserWithoutMsix,
     };
     if (base.kind === 'iso') plan.cdrom = base.path;
     if (seed !== undefined) plan.seed = seed;
+    if (uefi !== undefined) plan.uefi = uefi;
     if (vnc !== undefined) plan.vnc = vnc;
 
     await startConsoles(config, paths, cleanup);

@@ -49,9 +49,10 @@ test('an ISO boots once from a read-only CD-ROM, and the seed is a read-only dis
   const argv = buildQemuArgv({ ...base, cdrom: '/u/install.iso', seed: paths.seedImage });
   assert.deepEqual(valuesOf(argv, '-drive'), [
     'file=/run/snabbvm/vm1/disk.qcow2,format=qcow2,if=virtio,discard=unmap',
-    'file=/u/install.iso,format=raw,media=cdrom,readonly=on',
+    'file=/u/install.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on',
     'file=/run/snabbvm/vm1/seed.iso,format=raw,if=virtio,readonly=on',
   ]);
+  assert.deepEqual(valuesOf(argv, '-device').filter((d) => d.startsWith('ide-cd')), ['ide-cd,drive=cd0,bus=ide.0']);
   assert.deepEqual(valuesOf(argv, '-boot'), ['once=d']);
 });
 
@@ -100,6 +101,7 @@ test('a comma in any file name is doubled in its QEMU option value: the image, t
     ...base,
     paths: commaPaths,
     disk: '/var/lib/snabbvm,data/vm1.qcow2',
+    uefi: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/var/lib/snabbvm,data/efi-vars.fd' },
     cdrom: '/u/debian-12,netinst.iso',
     seed: commaPaths.seedImage,
     memory: { kind: 'hugetlbfs', dir: '/dev/huge,pages' },
@@ -107,8 +109,10 @@ test('a comma in any file name is doubled in its QEMU option value: the image, t
     vnc: { listen: '0.0.0.0', display: 1, passwordFile: commaPaths.vncPasswordFile },
   });
   assert.deepEqual(valuesOf(argv, '-drive'), [
+    'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    'if=pflash,format=raw,unit=1,file=/var/lib/snabbvm,,data/efi-vars.fd',
     'file=/var/lib/snabbvm,,data/vm1.qcow2,format=qcow2,if=virtio,discard=unmap',
-    'file=/u/debian-12,,netinst.iso,format=raw,media=cdrom,readonly=on',
+    'file=/u/debian-12,,netinst.iso,format=raw,if=none,id=cd0,media=cdrom,readonly=on',
     'file=/run/snabbvm,,x/vm1/seed.iso,format=raw,if=virtio,readonly=on',
   ]);
   assert.ok(valuesOf(argv, '-object').includes('memory-backend-file,id=mem0,size=1024M,mem-path=/dev/huge,,pages,share=on,prealloc=on'));
@@ -119,4 +123,48 @@ test('a comma in any file name is doubled in its QEMU option value: the image, t
   assert.ok(chardevs.includes('socket,id=serial0,path=/run/snabbvm,,x/vm1/serial.sock,server=on,wait=off,logfile=/run/snabbvm,,x/vm1/serial.log,logappend=on'));
   // -pidfile takes a plain file name, not an option list
   assert.deepEqual(valuesOf(argv, '-pidfile'), ['/run/snabbvm,x/vm1/qemu.pid']);
+});
+
+test('UEFI: OVMF code as read-only pflash, the VM\'s own variables writable; none without it (SeaBIOS)', () => {
+  const argv = buildQemuArgv({ ...base, uefi: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: paths.efiVars } });
+  assert.deepEqual(valuesOf(argv, '-drive').slice(0, 2), [
+    'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    'if=pflash,format=raw,unit=1,file=/run/snabbvm/vm1/efi-vars.fd',
+  ]);
+  assert.ok(!buildQemuArgv(base).join(' ').includes('pflash'));
+});
+
+test('extra disks follow the boot disk in order on virtio (vdb, vdc), before the seed', () => {
+  const argv = buildQemuArgv({ ...base, extraDisks: [paths.extraDisk(1), paths.extraDisk(2)], seed: paths.seedImage });
+  assert.deepEqual(valuesOf(argv, '-drive'), [
+    'file=/run/snabbvm/vm1/disk.qcow2,format=qcow2,if=virtio,discard=unmap',
+    'file=/run/snabbvm/vm1/disk1.qcow2,format=qcow2,if=virtio,discard=unmap',
+    'file=/run/snabbvm/vm1/disk2.qcow2,format=qcow2,if=virtio,discard=unmap',
+    'file=/run/snabbvm/vm1/seed.iso,format=raw,if=virtio,readonly=on',
+  ]);
+});
+
+test('--disk-bus scsi, sata, ide: one device per disk on its controller, the boot disk first in the boot order', () => {
+  const disks = { extraDisks: [paths.extraDisk(1), paths.extraDisk(2)] };
+  const devices = (bus: 'scsi' | 'sata' | 'ide', more: Partial<QemuPlan> = {}) => valuesOf(buildQemuArgv({ ...base, ...disks, diskBus: bus, ...more }), '-device').filter((d) => !d.startsWith('virtio-rng'));
+  assert.deepEqual(devices('scsi'), [
+    'virtio-scsi-pci,id=scsi0',
+    'scsi-hd,bus=scsi0.0,scsi-id=0,bootindex=0,drive=disk0',
+    'scsi-hd,bus=scsi0.0,scsi-id=1,drive=disk1',
+    'scsi-hd,bus=scsi0.0,scsi-id=2,drive=disk2',
+  ]);
+  assert.deepEqual(devices('sata'), ['ide-hd,bus=ide.0,bootindex=0,drive=disk0', 'ide-hd,bus=ide.1,drive=disk1', 'ide-hd,bus=ide.2,drive=disk2']);
+  assert.deepEqual(devices('ide'), [
+    'piix3-ide,id=pata',
+    'ide-hd,bus=pata.0,unit=0,bootindex=0,drive=disk0',
+    'ide-hd,bus=pata.0,unit=1,drive=disk1',
+    'ide-hd,bus=pata.1,unit=0,drive=disk2',
+  ]);
+  const drives = valuesOf(buildQemuArgv({ ...base, ...disks, diskBus: 'sata' }), '-drive');
+  assert.deepEqual(drives, [0, 1, 2].map((i) => `file=${i === 0 ? paths.overlay : paths.extraDisk(i)},format=qcow2,if=none,id=disk${i},discard=unmap`));
+  // an ISO: its CD-ROM on the next free port, booted once by -boot, which the firmware does not combine with bootindex
+  const withIso = devices('sata', { cdrom: '/u/install.iso' });
+  assert.deepEqual(withIso.slice(-1), ['ide-cd,drive=cd0,bus=ide.3']);
+  assert.ok(!withIso.some((d) => d.includes('bootindex')));
+  assert.deepEqual(devices('ide', { cdrom: '/u/install.iso' }).slice(-1), ['ide-cd,drive=cd0,bus=pata.1,unit=1']);
 });

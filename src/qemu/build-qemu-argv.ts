@@ -20,6 +20,7 @@ export function buildQemuArgv(plan: QemuPlan): string[] {
   return [
     plan.binary,
     ...machineArgs(plan),
+    ...firmwareArgs(plan),
     ...memoryArgs(plan),
     ...diskArgs(plan),
     ...plan.nics.flatMap((nic, i) => nicArgs(nic, i, plan.vhostUserWithoutMsix)),
@@ -57,14 +58,56 @@ function memoryArgs(plan: QemuPlan): string[] {
   }
 }
 
+function firmwareArgs(plan: QemuPlan): string[] {
+  if (plan.uefi === undefined) return []; // SeaBIOS, QEMU's default
+  return [
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optionValue(plan.uefi.code)}`,
+    '-drive', `if=pflash,format=raw,unit=1,file=${optionValue(plan.uefi.vars)}`,
+  ];
+}
+
+/**
+ * The boot disk and the extra disks, in order, on the chosen bus; then an ISO's CD-ROM and the seed. On q35 the
+ * built-in AHCI controller (buses ide.0 to ide.5, one disk each) is SATA; IDE is a PIIX3 controller added for it
+ * (buses pata.0 and pata.1, two units each), for guests without an AHCI driver.
+ */
 function diskArgs(plan: QemuPlan): string[] {
-  const args = ['-drive', `file=${optionValue(plan.disk)},format=qcow2,if=virtio,discard=unmap`];
+  const disks = [plan.disk, ...(plan.extraDisks ?? [])];
+  const bus = plan.diskBus ?? 'virtio';
+  const args: string[] = [];
+  if (bus === 'scsi') args.push('-device', 'virtio-scsi-pci,id=scsi0');
+  if (bus === 'ide') args.push('-device', 'piix3-ide,id=pata');
+  disks.forEach((file, i) => {
+    const drive = `file=${optionValue(file)},format=qcow2`;
+    if (bus === 'virtio') {
+      args.push('-drive', `${drive},if=virtio,discard=unmap`);
+      return;
+    }
+    args.push('-drive', `${drive},if=none,id=disk${i},discard=unmap`, '-device', `${diskDevice(bus, i, plan.cdrom === undefined)},drive=disk${i}`);
+  });
   if (plan.cdrom !== undefined) {
     // boot the ISO once; a reboot after an installer has run then starts from the disk
-    args.push('-drive', `file=${optionValue(plan.cdrom)},format=raw,media=cdrom,readonly=on`, '-boot', 'once=d');
+    const port = bus === 'ide' ? 'pata.1,unit=1' : `ide.${bus === 'sata' ? disks.length : 0}`;
+    args.push('-drive', `file=${optionValue(plan.cdrom)},format=raw,if=none,id=cd0,media=cdrom,readonly=on`, '-device', `ide-cd,drive=cd0,bus=${port}`, '-boot', 'once=d');
   }
   if (plan.seed !== undefined) args.push('-drive', `file=${optionValue(plan.seed)},format=raw,if=virtio,readonly=on`);
   return args;
+}
+
+/**
+ * The i-th disk's device on a bus other than virtio. The boot disk (0) gets bootindex=0, or SeaBIOS may try the
+ * virtio seed first; not with an ISO, whose `-boot once=d` the firmware would not combine with a bootindex.
+ */
+function diskDevice(bus: 'scsi' | 'sata' | 'ide', i: number, bootFirst: boolean): string {
+  const bootindex = i === 0 && bootFirst ? ',bootindex=0' : '';
+  switch (bus) {
+    case 'scsi':
+      return `scsi-hd,bus=scsi0.0,scsi-id=${i}${bootindex}`;
+    case 'sata':
+      return `ide-hd,bus=ide.${i}${bootindex}`;
+    case 'ide':
+      return `ide-hd,bus=pata.${i >> 1},unit=${i & 1}${bootindex}`;
+  }
 }
 
 function nicArgs(nic: NicPlan, index: number, withoutMsix: boolean): string[] {

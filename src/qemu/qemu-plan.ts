@@ -1,3 +1,4 @@
+import type { DiskBus } from '../config/config.js';
 import type { RuntimePaths } from '../paths.js';
 
 /** Everything QEMU's command line depends on, as data. Built by the planners, rendered by buildQemuArgv. */
@@ -10,6 +11,12 @@ export interface QemuPlan {
   memory: GuestMemory;
   /** the VM's writable disk: always a qcow2 overlay or a blank qcow2 */
   disk: string;
+  /** more writable disks (qcow2), in order after the boot disk: /dev/vdb, /dev/vdc, ... with virtio */
+  extraDisks?: string[];
+  /** the bus the boot disk and the extra disks are on (default virtio) */
+  diskBus?: DiskBus;
+  /** UEFI: OVMF's code (read-only) and this VM's own copy of its variables; without it, SeaBIOS */
+  uefi?: { code: string; vars: string };
   /** an ISO to boot from once, as a CD-ROM */
   cdrom?: string;
   /** the cloud-init seed image (raw ISO) */

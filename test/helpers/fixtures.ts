@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The repo's root, from dist/test/helpers or test/helpers. */
@@ -31,5 +32,26 @@ export function whyNoVmTests(): string | undefined {
   } catch {
     return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
   }
+  return undefined;
+}
+
+let uefiImage: string | undefined;
+/**
+ * The UEFI-only variant of the Debian 12 fixture (GPT, an EFI system partition with GRUB for x86_64-efi, no BIOS
+ * boot code), built by test/fixtures/build-uefi-image.sh from cloudImagePath()'s image and cached the same way.
+ * About 30 s the first time, after the base image.
+ */
+export function uefiImagePath(): string {
+  uefiImage ??= execFileSync('bash', [`${repoRoot}test/fixtures/build-uefi-image.sh`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, SNABBVM_FIXTURE_SUITE: 'bookworm' },
+  }).trim();
+  return uefiImage;
+}
+
+/** Why UEFI VM tests cannot run here (no OVMF), or undefined when they can. */
+export function whyNoUefiTests(): string | undefined {
+  if (!existsSync('/usr/share/OVMF/OVMF_CODE_4M.fd')) return 'OVMF is not installed (apt-get install ovmf)';
   return undefined;
 }
