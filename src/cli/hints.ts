@@ -65,7 +65,7 @@ export const QEMUX_VARIABLES: Record<string, string> = {
   DISK_FMT: 'snabbvm keeps the image as given and writes to a qcow2 overlay',
   KVM: 'use --accel kvm|tcg (SNABBVM_ACCEL)',
   USER_PORTS: 'in --net nat every port except --forward-exclude reaches the VM; with --net user use --forward',
-  ARGUMENTS: 'snabbvm has no raw QEMU arguments yet',
+  ARGUMENTS: 'use --qemu-arg, once per argument (SNABBVM_QEMU_ARGS, separated by spaces)',
 };
 
 /** One warning per qemux/qemu variable set in the environment, naming the snabbvm option to use instead. */

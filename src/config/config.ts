@@ -3,6 +3,14 @@ export type NetMode = 'nat' | 'bridge' | 'user' | 'none';
 export type AccelMode = 'auto' | 'kvm' | 'tcg';
 export type ConsoleMode = 'auto' | 'tmux' | 'stdio' | 'none';
 export type SeedFormat = 'nocloud' | 'configdrive';
+export type ShareDriverMode = 'auto' | 'virtiofs' | '9p';
+export type PointerMode = 'tablet' | 'ps2';
+
+/** A host folder shared with the guest (--share HOSTDIR[:TAG]), mounted at /mnt/TAG */
+export interface Share {
+  hostDir: string;
+  tag: string;
+}
 
 export type ImageRef = { kind: 'file'; path: string } | { kind: 'url'; url: string };
 
@@ -52,4 +60,12 @@ export interface VmConfig {
   snabbBinary: string;
   sysfsRoot: string;
   hugepagesDir: string;
+  shares: Share[];
+  shareDriver: ShareDriverMode;
+  pointer: PointerMode;
+  machine: string;
+  /** undefined: host under KVM, max under TCG */
+  cpuModel?: string;
+  /** appended to QEMU's argv as given (--qemu-arg) */
+  qemuArgs: string[];
 }
