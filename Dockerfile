@@ -117,6 +117,7 @@ RUN printf '%s\n' \
  && apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       qemu-system-x86 qemu-utils \
+      ovmf virtiofsd \
       nodejs tini \
       dnsmasq-base iproute2 nftables \
       tmux \
@@ -137,6 +138,7 @@ RUN ln -s /opt/snabbvm/dist/src/cli/main.js /usr/local/bin/snabbvm \
  && mkdir -p /u /var/cache/snabbvm /var/lib/snabbvm \
  && snabbvm --version >/dev/null \
  && qemu-system-x86_64 -version >/dev/null \
+ && /usr/libexec/virtiofsd --version >/dev/null \
  && if [ "$SNABB_SOURCE" = none ]; then ! command -v snabb; else snabb --help >/dev/null && rm -rf /run/snabb; fi \
  && built=$(cat /usr/local/bin/snabb.version 2>/dev/null || echo unknown) \
  && if [ -n "$SNABB_BUILD_VERSION" ] && [ "$SNABB_BUILD_VERSION" != "$built" ]; then \

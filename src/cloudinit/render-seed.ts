@@ -116,20 +116,26 @@ const MOUNT_OPTIONS: Record<GuestMount['fstype'], string> = {
   '9p': 'trans=virtio,version=9p2000.L,msize=524288',
 };
 
-/** A boothook that mounts each share at /mnt/TAG, and says on the console what it did. Pure. */
+/**
+ * A boothook that mounts each share at /mnt/TAG. cloud-init keeps a boothook's output to itself, so it says what it
+ * did on the console too; a mount that fails makes it fail, which cloud-init logs and `cloud-init status` shows. Pure.
+ */
 export function renderMountBoothook(mounts: GuestMount[]): string {
   return [
     '#cloud-boothook',
     '#!/bin/sh',
     "# snabbvm --share: mount the host's folders at /mnt/TAG, on every boot",
+    'say() { echo "snabbvm: $*" >&2; [ -w /dev/console ] && echo "snabbvm: $*" >/dev/console; return 0; }',
+    'failed=0',
     'mount_share() { # tag fstype options',
-    '  if ! mountpoint -q "/mnt/$1"; then',
-    '    mkdir -p "/mnt/$1" && mount -t "$2" -o "$3" "$1" "/mnt/$1" || { echo "snabbvm: could not mount the shared folder $1 at /mnt/$1 ($2)" >&2; return 1; }',
+    '  if mountpoint -q "/mnt/$1" || { mkdir -p "/mnt/$1" && mount -t "$2" -o "$3" "$1" "/mnt/$1"; }; then',
+    '    say "shared folder $1 mounted at /mnt/$1 ($2)"',
+    '  else',
+    '    say "could not mount the shared folder $1 at /mnt/$1 ($2): does the guest kernel have $2?"; failed=1',
     '  fi',
-    '  echo "snabbvm: shared folder $1 mounted at /mnt/$1 ($2)"',
     '}',
     ...mounts.map((m) => `mount_share ${m.tag} ${m.fstype} ${MOUNT_OPTIONS[m.fstype]}`),
-    'exit 0',
+    'exit $failed',
     '',
   ].join('\n');
 }
