@@ -107,7 +107,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--pointer <mode>', key: 'pointer', env: 'SNABBVM_POINTER', description: 'tablet | ps2 (tablet: an absolute USB and virtio tablet, so the VNC pointer matches the guest\'s)', defaultText: 'tablet' },
   { flags: '--machine <type>', key: 'machine', env: 'SNABBVM_MACHINE', description: 'QEMU machine type, such as q35, pc or pc-q35-10.0', defaultText: 'q35' },
   { flags: '--cpu-model <model>', key: 'cpuModel', env: 'SNABBVM_CPU_MODEL', description: 'QEMU CPU model, with optional features (Skylake-Client,-hle); host works only under KVM', defaultText: 'host under KVM, max under TCG' },
-  { flags: '--qemu-arg <arg>', key: 'qemuArg', env: 'SNABBVM_QEMU_ARGS', repeatable: true, envSeparator: /\s+/, description: "one more QEMU argument, appended last (repeatable: --qemu-arg=-smbios --qemu-arg=type=1,serial=X); unsupported territory" },
+  { flags: '--qemu-arg <arg>', key: 'qemuArg', env: 'SNABBVM_QEMU_ARGS', repeatable: true, envSeparator: /\s+/, description: 'one more QEMU argument, appended last (repeatable; whitespace-separated in the environment); unsupported territory' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
   { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary (for testing and advanced use)', defaultText: 'qemu-system-x86_64' },
   { flags: '--kvm-device <path>', key: 'kvmDevice', env: 'SNABBVM_KVM_DEVICE', description: 'the KVM device the launcher checks before its KVM probe (tests)', defaultText: '/dev/kvm', hidden: true },
