@@ -80,8 +80,8 @@ RUN npx tsc -p . \
 FROM ${BASE_IMAGE}
 # Keep out of the image what a headless x86_64 VM never uses: the i386 and microvm QEMU binaries, QEMU's tools
 # other than qemu-img, and the firmware of other machines and NICs. Kept: SeaBIOS, the std VGA BIOS, the
-# virtio-net and e1000 boot ROMs, the en-us keymap (VNC won't start without it). Node's corepack and type
-# declarations go too.
+# virtio-net and e1000 boot ROMs, the en-us keymap (VNC won't start without it), and of OVMF (--boot uefi) only
+# the plain 4 MiB code and variables (no Secure Boot builds). Node's corepack and type declarations go too.
 RUN printf '%s\n' \
       'path-exclude /usr/bin/qemu-system-i386' \
       'path-exclude /usr/bin/qemu-system-x86_64-microvm' \
@@ -106,6 +106,10 @@ RUN printf '%s\n' \
       'path-include /usr/lib/ipxe/qemu' \
       'path-include /usr/lib/ipxe/qemu/efi-virtio.rom' \
       'path-include /usr/lib/ipxe/qemu/efi-e1000.rom' \
+      'path-exclude /usr/share/OVMF/*' \
+      'path-include /usr/share/OVMF/OVMF_CODE_4M.fd' \
+      'path-include /usr/share/OVMF/OVMF_VARS_4M.fd' \
+      'path-exclude /usr/share/ovmf/*' \
       'path-exclude /usr/share/nodejs/corepack/*' \
       'path-exclude /usr/share/nodejs/@types/*' \
       'path-exclude /usr/share/doc/*' \
@@ -116,8 +120,7 @@ RUN printf '%s\n' \
       >/etc/dpkg/dpkg.cfg.d/snabbvm-slim \
  && apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      qemu-system-x86 qemu-utils \
-      ovmf virtiofsd \
+      qemu-system-x86 qemu-utils ovmf virtiofsd \
       nodejs tini \
       dnsmasq-base iproute2 nftables \
       tmux \
