@@ -7,10 +7,11 @@ import { hostError } from '../errors.js';
 import type { CleanupStack } from '../lifecycle/cleanup-stack.js';
 import { log } from '../log.js';
 import type { RuntimePaths } from '../paths.js';
+import { ProgramError, runProgram } from '../process/run-program.js';
 import { findOnPath, startProgram } from '../process/start-program.js';
 import type { SharePlan } from '../qemu/qemu-plan.js';
 
-/** Where Debian (13 and later) and older QEMU packages put virtiofsd; it is not on PATH. */
+/** Where Debian 13's virtiofsd package and QEMU's own packages up to 8.0 (Debian 12) put virtiofsd; it is not on PATH. */
 export const VIRTIOFSD_PATHS = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
 
 export function findVirtiofsd(candidates = VIRTIOFSD_PATHS): string | undefined {
@@ -33,9 +34,21 @@ export function chooseShareDriver(mode: ShareDriverMode, facts: { virtiofsd: str
   return facts.virtiofsd !== undefined && facts.root ? 'virtiofs' : '9p';
 }
 
+/**
+ * Which virtiofsd: Debian 13's (Rust, 1.x) or the older C one that QEMU up to 8.0 shipped (Debian 12's
+ * qemu-system-common has it at /usr/lib/qemu/virtiofsd). They take the folder and options differently.
+ */
+export type VirtiofsdFlavour = 'rust' | 'qemu-c';
+
+/** From `virtiofsd --version`: the C one says "virtiofsd version 7.2.x", the Rust one "virtiofsd 1.13.2". Pure. */
+export const virtiofsdFlavour = (versionOutput: string): VirtiofsdFlavour => (/virtiofsd version \d/.test(versionOutput) ? 'qemu-c' : 'rust');
+
 /** virtiofsd's command line: its namespace sandbox pivots into the folder, so nothing outside it can be reached. Pure. */
-export function buildVirtiofsdArgv(binary: string, share: Share, socket: string): string[] {
-  return [binary, `--socket-path=${socket}`, `--shared-dir=${share.hostDir}`, '--sandbox=namespace', '--cache=auto'];
+export function buildVirtiofsdArgv(binary: string, flavour: VirtiofsdFlavour, share: Share, socket: string): string[] {
+  if (flavour === 'rust') return [binary, `--socket-path=${socket}`, `--shared-dir=${share.hostDir}`, '--sandbox=namespace', '--cache=auto'];
+  // FUSE option lists split at commas; a backslash escapes one
+  const source = share.hostDir.replace(/\\/g, '\\\\').replace(/,/g, '\\,');
+  return [binary, `--socket-path=${socket}`, '-o', `source=${source}`, '-o', 'sandbox=namespace', '-o', 'cache=auto'];
 }
 
 export interface StartedShares {
@@ -65,11 +78,16 @@ export async function startShares(config: VmConfig, paths: RuntimePaths, cleanup
   }
 
   await mkdir(paths.sharesDir, { recursive: true, mode: 0o700 });
+  const version = await runProgram([virtiofsd!, '--version']).then(
+    (r) => r.stdout + r.stderr,
+    (err: unknown) => (err instanceof ProgramError ? err.stderrTail : ''),
+  );
+  const flavour = virtiofsdFlavour(version);
   const plans: SharePlan[] = [];
   for (const [i, share] of config.shares.entries()) {
     const socket = paths.virtiofsdSocket(i);
     const logFile = paths.virtiofsdLog(i);
-    const program = await startProgram(buildVirtiofsdArgv(virtiofsd!, share, socket), { logFile });
+    const program = await startProgram(buildVirtiofsdArgv(virtiofsd!, flavour, share, socket), { logFile });
     let stopping = false;
     cleanup.defer(`stop virtiofsd for ${share.tag}`, () => {
       stopping = true;
@@ -89,7 +107,7 @@ export async function startShares(config: VmConfig, paths: RuntimePaths, cleanup
     ready = true;
     plans.push({ kind: 'virtiofs', tag: share.tag, socket });
   }
-  log.info(`shared folders by virtiofs: ${said}`);
+  log.info(`shared folders by virtiofs (${virtiofsd}, ${version.split('\n')[0]!.trim()}): ${said}`);
   return { plans, mounts, needsSharedMemory: true };
 }
 
