@@ -106,7 +106,7 @@ describe('machine, CPU, raw QEMU arguments, the absolute pointer and a shared fo
     ]);
     await vm.waitFor(/is running \(tcg/, 180_000);
     assert.match(vm.stderr(), /shared folders by virtiofs \(.*virtiofsd.*\): .*shared folder at \/mnt\/data/);
-    const qemu = (await processesMatching(`snabbvm-${name}`)).join('\n');
+    const qemu = (await processesMatching(`process=snabbvm-${name}`)).find((p) => p.includes('qemu-system')) ?? '';
     for (const arg of ['-machine pc ', '-cpu Nehalem ', 'vhost-user-fs-pci,chardev=fs0,tag=data', 'memory-backend-memfd', 'share=on', 'usb-tablet', 'virtio-tablet-pci', '-smbios type=1,serial=SNABBVM-SERIAL-42']) {
       assert.ok(qemu.includes(arg), `QEMU's command line has ${arg}: ${qemu}`);
     }
