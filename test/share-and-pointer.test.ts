@@ -67,7 +67,7 @@ write_files:
 ${indent(POINTER_PY)}
 runcmd:
   - echo "GUEST-DMI serial=$(cat /sys/class/dmi/id/product_serial) product=$(cat /sys/class/dmi/id/product_name) END" > /dev/ttyS0
-  - echo "GUEST-CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) END" > /dev/ttyS0
+  - echo "GUEST-CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d ":" -f2) END" > /dev/ttyS0
   - echo "GUEST-SHARE fs=$(grep ' /mnt/data ' /proc/mounts | cut -d' ' -f3) host-file=$(cat /mnt/data/from-host.txt) END" > /dev/ttyS0
   - echo written-by-the-guest > /mnt/data/from-guest.txt
   - ln -s ../secret.txt /mnt/data/up-link; ln -s '${secret}' /mnt/data/abs-link

@@ -116,6 +116,12 @@ export async function rfbConnect(host: string, port: number, options: { password
     session.width = init.readUInt16BE(0);
     session.height = init.readUInt16BE(2);
     session.name = (await reader.read(init.readUInt32BE(20))).toString();
+    if (options.pointer?.length) {
+      // SetEncodings (Raw), as every real client sends first: QEMU decides only then whether this client's
+      // pointer is absolute; before it, it moves the pointer relatively
+      socket.write(Buffer.from([2, 0, 0, 1, 0, 0, 0, 0]));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     for (const { x, y } of options.pointer ?? []) {
       socket.write(pointerEvent(x, y));
       await new Promise((resolve) => setTimeout(resolve, 250));
