@@ -120,7 +120,7 @@ RUN printf '%s\n' \
       >/etc/dpkg/dpkg.cfg.d/snabbvm-slim \
  && apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      qemu-system-x86 qemu-utils ovmf \
+      qemu-system-x86 qemu-utils ovmf virtiofsd \
       nodejs tini \
       dnsmasq-base iproute2 nftables \
       tmux \
@@ -142,6 +142,7 @@ RUN ln -s /opt/snabbvm/dist/src/cli/main.js /usr/local/bin/snabbvm \
  && snabbvm --version >/dev/null \
  && qemu-system-x86_64 -version >/dev/null \
  && test -f /usr/share/OVMF/OVMF_CODE_4M.fd && test -f /usr/share/OVMF/OVMF_VARS_4M.fd \
+ && /usr/libexec/virtiofsd --version >/dev/null \
  && if [ "$SNABB_SOURCE" = none ]; then ! command -v snabb; else snabb --help >/dev/null && rm -rf /run/snabb; fi \
  && built=$(cat /usr/local/bin/snabb.version 2>/dev/null || echo unknown) \
  && if [ -n "$SNABB_BUILD_VERSION" ] && [ "$SNABB_BUILD_VERSION" != "$built" ]; then \

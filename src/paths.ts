@@ -50,6 +50,10 @@ export function runtimePaths(runDir: string) {
     vhostSocketPattern: at('snabb/%s.sock'),
     vhostSocket: (portId: string) => at(`snabb/${portId}.sock`),
     dnsmasqDir: at('dnsmasq'),
+    /** virtiofsd's socket and log for each --share (src/share/start-shares.ts) */
+    sharesDir: at('shares'),
+    virtiofsdSocket: (index: number) => at(`shares/virtiofsd-${index}.sock`),
+    virtiofsdLog: (index: number) => at(`shares/virtiofsd-${index}.log`),
   };
 }
 export type RuntimePaths = ReturnType<typeof runtimePaths>;

@@ -3,7 +3,9 @@
  *
  *   docker run --name vm1 --rm --privileged -i -t -v $PWD:/u snabbvm -u user_data.txt <image or URL> [port ...]
  *
- * detached (-d), with the fixture cloud image. One boot checks the cloud-init marker in `docker logs`, SSH through
+ * detached (-d), with the fixture cloud image and a --share of a folder in /u. One boot checks the cloud-init marker
+ * in `docker logs`, the shared folder (virtiofs, mounted at /mnt/data by cloud-init: a file each way, and symlinks
+ * the guest makes that must not lead to the file beside the folder), SSH through
  * nat at the container's IP, VNC at the container's IP:5901, the web console at :8006 (page, libraries, the VNC relay),
  * `snabbvm status` via `docker exec`, the health check,
  * and `docker stop` (ACPI, inside the grace period, container gone). A second boot takes the image from a URL
@@ -35,6 +37,7 @@ import {
   flattenTerminalOutput,
   HOST_SNABB,
   HOST_SNABB_VERSION,
+  IMAGE_BUDGET_MB,
   imageSizeMb,
   makeUserFolder,
   ORIGINAL_IMAGE_MB,
@@ -59,6 +62,16 @@ const userData = (marker: string, extra = '') => `#cloud-config
 runcmd:
   - echo "${marker} $(hostname) END" > /dev/ttyS0
 ${extra}`;
+
+/**
+ * The shared folder's checks, as more runcmd entries: a host file read, a guest file written, and two symlinks
+ * the guest makes towards the file beside the folder (relative, and by its path in the container).
+ */
+const SHARE_RUNCMD = `  - echo "SHARE-CHECK fs=$(grep ' /mnt/data ' /proc/mounts | cut -d' ' -f3) host-file=$(cat /mnt/data/from-host.txt) END" > /dev/ttyS0
+  - echo written-by-the-guest > /mnt/data/from-guest.txt
+  - ln -s ../secret.txt /mnt/data/up-link; ln -s /u/secret.txt /mnt/data/abs-link
+  - echo "SHARE-ESCAPE rel=$(cat /mnt/data/up-link 2>/dev/null || echo none) abs=$(cat /mnt/data/abs-link 2>/dev/null || echo none) END" > /dev/ttyS0
+`;
 
 /** The first message a websocket gets, as text. */
 function firstMessage(url: string): Promise<string> {
@@ -191,8 +204,9 @@ describe('the Docker image, as users run it', { skip }, () => {
   test('the image: Debian 13, QEMU 10, smaller than the original, with the documented entrypoint, ports, signal, health check and labels', async () => {
     assert.ok(buildOk);
     const size = await imageSizeMb(IMAGE);
-    console.log(`# image size: ${size.toFixed(1)} MB (the original: ${ORIGINAL_IMAGE_MB} MB, ratio ${(size / ORIGINAL_IMAGE_MB).toFixed(2)})`);
+    console.log(`# image size: ${size.toFixed(1)} MB (the original: ${ORIGINAL_IMAGE_MB} MB, ratio ${(size / ORIGINAL_IMAGE_MB).toFixed(2)}; budget ${IMAGE_BUDGET_MB} MB)`);
     assert.ok(size < ORIGINAL_IMAGE_MB, `${size} MB`);
+    assert.ok(size <= IMAGE_BUDGET_MB, `${size.toFixed(1)} MB is over the ${IMAGE_BUDGET_MB} MB budget (with OVMF and virtiofsd)`);
     const [config] = JSON.parse(await docker(['image', 'inspect', IMAGE])) as { Config: Record<string, any> }[];
     const c = config!.Config;
     assert.deepEqual(c.Entrypoint, ['/usr/bin/tini', '--', 'snabbvm']);
@@ -232,15 +246,29 @@ describe('the Docker image, as users run it', { skip }, () => {
     assert.ok(buildOk);
     const u = makeUserFolder('snabbvm-docker-u-', { 'debian-12.qcow2': cloudImagePath() });
     cleanups.push(() => rmSync(u, { recursive: true, force: true }));
-    writeFileSync(path.join(u, 'user_data.txt'), userData('SNABBVM-DOCKER-MARKER'));
+    // a shared folder (virtiofs: the image has virtiofsd), and beside it a file the guest must not reach
+    mkdirSync(path.join(u, 'shared'));
+    writeFileSync(path.join(u, 'shared', 'from-host.txt'), 'written-by-the-host\n');
+    writeFileSync(path.join(u, 'secret.txt'), 'SNABBVM-SECRET-OUTSIDE-THE-SHARE\n');
+    writeFileSync(path.join(u, 'user_data.txt'), userData('SNABBVM-DOCKER-MARKER', SHARE_RUNCMD));
     const name = 'docker-e2e';
     // TCG: /dev/kvm exists on this machine but KVM does not work (platform facts)
-    const run = await runDetached(name, ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'], ['-u', 'user_data.txt', 'debian-12.qcow2']);
+    const run = await runDetached(name, ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'], ['-u', 'user_data.txt', '--share', 'shared:data', 'debian-12.qcow2']);
     cleanups.push(() => removeContainer(name));
     await waitForLog(run, /is running \(tcg/, 120_000);
+    assert.match(flattenTerminalOutput(run.logs()), /shared folders by virtiofs: \/u\/shared at \/mnt\/data/);
     const marker = await waitForLog(run, /SNABBVM-DOCKER-MARKER (\S+) END/, BOOT_MS);
     console.log(`# cloud-init marker in docker logs: ${marker[0]}`);
     assert.equal(marker[1], 'snabbvm', 'the hostname cloud-init set: the VM name');
+
+    const share = await waitForLog(run, /SHARE-CHECK fs=(\S*) host-file=(\S*) END/, 120_000);
+    const escape = await waitForLog(run, /SHARE-ESCAPE rel=(\S*) abs=(\S*) END/, 120_000);
+    console.log(`# ${share[0]}; ${escape[0]}`);
+    assert.equal(share[1], 'virtiofs', 'mounted at /mnt/data by cloud-init, no user action');
+    assert.equal(share[2], 'written-by-the-host', 'a host file is seen in the guest');
+    assert.equal(readFileSync(path.join(u, 'shared', 'from-guest.txt'), 'utf8'), 'written-by-the-guest\n', 'a guest file is seen on the host');
+    assert.deepEqual([escape[1], escape[2]], ['none', 'none'], "the guest's symlinks lead to the guest's own files, never out of the folder");
+    assert.ok(!flattenTerminalOutput(run.logs()).includes('SNABBVM-SECRET-OUTSIDE'), 'the file beside the share never reached the guest');
 
     const ip = await containerIp(name);
     // nat: every port of the container's address but the consoles' goes to the VM, so :22 is the guest's sshd

@@ -67,7 +67,7 @@ export const QEMUX_VARIABLES: Record<string, string> = {
   BOOT_MODE: 'use --boot uefi|bios|auto (SNABBVM_BOOT)',
   KVM: 'use --accel kvm|tcg (SNABBVM_ACCEL)',
   USER_PORTS: 'in --net nat every port except --forward-exclude reaches the VM; with --net user use --forward',
-  ARGUMENTS: 'snabbvm has no raw QEMU arguments yet',
+  ARGUMENTS: 'use --qemu-arg, once per argument (SNABBVM_QEMU_ARGS, separated by spaces)',
 };
 
 /** One warning per qemux/qemu variable set in the environment, naming the snabbvm option to use instead. */

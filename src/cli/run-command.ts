@@ -31,7 +31,9 @@ Examples:
   docker run -it --rm --privileged --stop-timeout 90 -v $PWD:/u -p 2222:22 -p 8006:8006 snabbvm \\
       -u user_data.txt debian-12-genericcloud-amd64.qcow2
   snabbvm -m 2G -c 2 debian-12.qcow2 0000:05:00.0,vlan=42,ip=10.1.1.1/24
-  snabbvm --name vm2 debian-12.qcow2 soft,peer=/run/sw/vm1.sock`;
+  snabbvm --name vm2 debian-12.qcow2 soft,peer=/run/sw/vm1.sock
+  snabbvm --share shared:data --qemu-arg=-smbios --qemu-arg type=1,serial=X debian-12.qcow2
+                                       /u/shared at /mnt/data in the guest; raw QEMU arguments (unsupported)`;
 
 /** The commander program for `snabbvm [options] <image> [port ...]`, built from the option table. */
 export function buildRunParser(): Command {

@@ -103,3 +103,33 @@ test('buildInstanceId: stable for the same name and image, different otherwise, 
 test('splitSshKeys: one key per line of each --ssh-key, without blanks, comments or repeats', () => {
   assert.deepEqual(splitSshKeys(['ssh-ed25519 A a\n\n# old key\nssh-rsa B b\r\n', 'ssh-ed25519 A a']), ['ssh-ed25519 A a', 'ssh-rsa B b']);
 });
+
+describe('shared folders in vendor-data', () => {
+  const mounts = [
+    { tag: 'data', fstype: 'virtiofs' as const },
+    { tag: 'web', fstype: '9p' as const },
+  ];
+
+  test('alone: a boothook that mounts each tag at /mnt/TAG with its filesystem', () => {
+    const vendor = fileMap({ ...base, mounts }).get('vendor-data')!;
+    assert.match(vendor, /^#cloud-boothook\n#!\/bin\/sh\n/);
+    assert.ok(vendor.includes('\nmount_share data virtiofs defaults\n'), vendor);
+    assert.ok(vendor.includes('\nmount_share web 9p trans=virtio,version=9p2000.L,msize=524288\n'), vendor);
+  });
+
+  test('with a password: a MIME multipart of the cloud-config and the boothook', () => {
+    const vendor = fileMap({ ...base, mounts, passwordHash: '$6$salt$hash' }).get('vendor-data')!;
+    const boundary = /boundary="([^"]+)"/.exec(vendor)![1]!;
+    const parts = vendor.split(`--${boundary}`).slice(1, -1);
+    assert.equal(parts.length, 2);
+    assert.match(parts[0]!, /^\nContent-Type: text\/cloud-config; charset="utf-8"\n\n#cloud-config\n/);
+    assert.deepEqual(parse(parts[0]!.split('\n\n').slice(1).join('\n\n')), { password: '$6$salt$hash', chpasswd: { expire: false } });
+    assert.match(parts[1]!, /^\nContent-Type: text\/cloud-boothook; charset="utf-8"\n\n#cloud-boothook\n/);
+    assert.ok(vendor.endsWith(`--${boundary}--\n`));
+  });
+
+  test('config drive: the same vendor-data in vendor_data.json', () => {
+    const json = JSON.parse(fileMap({ ...base, format: 'configdrive', mounts }).get('openstack/latest/vendor_data.json')!);
+    assert.match(json['cloud-init'], /^#cloud-boothook\n/);
+  });
+});

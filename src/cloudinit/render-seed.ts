@@ -15,6 +15,14 @@ export interface SeedInput {
   /** the user's user-data, exactly as given */
   userData?: Buffer;
   nics: GuestNic[];
+  /** host folders the guest mounts at /mnt/TAG on every boot (--share) */
+  mounts?: GuestMount[];
+}
+
+export interface GuestMount {
+  /** a share tag, already validated: letters, digits, '_', '.' and '-', not starting with '.' */
+  tag: string;
+  fstype: 'virtiofs' | '9p';
 }
 
 export interface SeedFile {
@@ -52,7 +60,7 @@ export function splitSshKeys(texts: string[]): string[] {
  * Pure.
  */
 export function renderSeedFiles(input: SeedInput): SeedFile[] {
-  const vendorData = input.passwordHash === undefined ? undefined : renderVendorData(input.passwordHash);
+  const vendorData = renderVendorData(input.passwordHash, input.mounts ?? []);
   if (input.format === 'configdrive') {
     const dir = 'openstack/latest';
     const files: SeedFile[] = [{ path: `${dir}/meta_data.json`, content: json(renderConfigDriveMetaData(input)) }];
@@ -73,11 +81,62 @@ export function renderSeedFiles(input: SeedInput): SeedFile[] {
   return files;
 }
 
-function renderVendorData(passwordHash: string): string {
+/**
+ * vendor-data: what the launcher adds beside the user's user-data. The password as cloud-config, which cloud-init
+ * merges under the user-data (so the user-data's own settings win); the shared folders' mounts as a boothook,
+ * which no user-data key overrides and which runs on every boot, before the user-data's runcmd. Both together go
+ * in a MIME multipart. Pure.
+ */
+function renderVendorData(passwordHash: string | undefined, mounts: GuestMount[]): string | undefined {
+  const parts: { type: string; text: string }[] = [];
+  if (passwordHash !== undefined) {
+    const text = [
+      '#cloud-config',
+      "# snabbvm --password: the default user's console password. The user-data's own settings win over these.",
+      stringify({ password: passwordHash, chpasswd: { expire: false } }, { lineWidth: 0 }),
+    ].join('\n');
+    parts.push({ type: 'text/cloud-config', text });
+  }
+  if (mounts.length > 0) parts.push({ type: 'text/cloud-boothook', text: renderMountBoothook(mounts) });
+  if (parts.length <= 1) return parts[0]?.text;
+  const boundary = '==snabbvm-vendor-data==';
   return [
-    '#cloud-config',
-    "# snabbvm --password: the default user's console password. The user-data's own settings win over these.",
-    stringify({ password: passwordHash, chpasswd: { expire: false } }, { lineWidth: 0 }),
+    `Content-Type: multipart/mixed; boundary="${boundary}"`,
+    'MIME-Version: 1.0',
+    '',
+    ...parts.flatMap((p) => [`--${boundary}`, `Content-Type: ${p.type}; charset="utf-8"`, '', p.text]),
+    `--${boundary}--`,
+    '',
+  ].join('\n');
+}
+
+/** The mount options of each filesystem a share can be. */
+const MOUNT_OPTIONS: Record<GuestMount['fstype'], string> = {
+  virtiofs: 'defaults',
+  '9p': 'trans=virtio,version=9p2000.L,msize=524288',
+};
+
+/**
+ * A boothook that mounts each share at /mnt/TAG. cloud-init keeps a boothook's output to itself, so it says what it
+ * did on the console too; a mount that fails makes it fail, which cloud-init logs and `cloud-init status` shows. Pure.
+ */
+export function renderMountBoothook(mounts: GuestMount[]): string {
+  return [
+    '#cloud-boothook',
+    '#!/bin/sh',
+    "# snabbvm --share: mount the host's folders at /mnt/TAG, on every boot",
+    'say() { echo "snabbvm: $*" >&2; [ -w /dev/console ] && echo "snabbvm: $*" >/dev/console; return 0; }',
+    'failed=0',
+    'mount_share() { # tag fstype options',
+    '  if mountpoint -q "/mnt/$1" || { mkdir -p "/mnt/$1" && mount -t "$2" -o "$3" "$1" "/mnt/$1"; }; then',
+    '    say "shared folder $1 mounted at /mnt/$1 ($2)"',
+    '  else',
+    '    say "could not mount the shared folder $1 at /mnt/$1 ($2): does the guest kernel have $2?"; failed=1',
+    '  fi',
+    '}',
+    ...mounts.map((m) => `mount_share ${m.tag} ${m.fstype} ${MOUNT_OPTIONS[m.fstype]}`),
+    'exit $failed',
+    '',
   ].join('\n');
 }
 

@@ -9,7 +9,7 @@ import type { GuestNic } from '../network/guest-nic.js';
 import type { RuntimePaths } from '../paths.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
 import { hashPassword } from './hash-password.js';
-import { buildInstanceId, renderSeedFiles, SEED_LABEL, splitSshKeys, type SeedFile } from './render-seed.js';
+import { buildInstanceId, renderSeedFiles, SEED_LABEL, splitSshKeys, type GuestMount, type SeedFile } from './render-seed.js';
 import { overrideWarnings, readUserDataFile } from './validate-user-data.js';
 
 /**
@@ -21,6 +21,7 @@ export async function writeSeed(
   paths: RuntimePaths,
   guestNics: GuestNic[],
   cleanup: CleanupStack,
+  mounts: GuestMount[] = [],
 ): Promise<string | undefined> {
   let userData: Buffer | undefined;
   if (config.userDataPath !== undefined) {
@@ -43,6 +44,7 @@ export async function writeSeed(
     ...(config.password !== undefined ? { passwordHash: hashPassword(config.password) } : {}),
     ...(userData !== undefined ? { userData } : {}),
     nics: guestNics,
+    mounts,
   });
 
   cleanup.defer('remove the cloud-init seed', () => rm(paths.seedDir, { recursive: true, force: true }).then(() => rm(paths.seedImage, { force: true })));
@@ -54,6 +56,7 @@ export async function writeSeed(
     ...(sshKeys.length > 0 ? [`${sshKeys.length} SSH key${sshKeys.length > 1 ? 's' : ''}`] : []),
     ...(config.password !== undefined ? ['a password'] : []),
     ...(guestNics.length > 0 ? [`network ${guestNics.map((n) => `${n.name} ${n.dhcp ? 'dhcp' : n.addresses.join(',') || 'up'}`).join(', ')}`] : []),
+    ...(mounts.length > 0 ? [`mounts ${mounts.map((m) => `/mnt/${m.tag}`).join(', ')}`] : []),
     ...(config.userDataPath !== undefined ? [`user-data ${path.basename(config.userDataPath)}`] : []),
   ];
   log.info(`cloud-init seed (${config.seedFormat}, instance-id ${instanceId}): ${said.join('; ')}`);

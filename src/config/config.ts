@@ -9,6 +9,15 @@ export type DiskBus = 'virtio' | 'scsi' | 'sata' | 'ide';
 /** A --disk: a file the VM sees through an overlay, or a blank disk of a size. */
 export type ExtraDiskSpec = { kind: 'file'; path: string } | { kind: 'blank'; sizeBytes: number };
 
+export type ShareDriverMode = 'auto' | 'virtiofs' | '9p';
+export type PointerMode = 'tablet' | 'ps2';
+
+/** A host folder shared with the guest (--share HOSTDIR[:TAG]), mounted at /mnt/TAG */
+export interface Share {
+  hostDir: string;
+  tag: string;
+}
+
 export type ImageRef = { kind: 'file'; path: string } | { kind: 'url'; url: string };
 
 export interface VmConfig {
@@ -65,4 +74,12 @@ export interface VmConfig {
   snabbBinary: string;
   sysfsRoot: string;
   hugepagesDir: string;
+  shares: Share[];
+  shareDriver: ShareDriverMode;
+  pointer: PointerMode;
+  machine: string;
+  /** undefined: host under KVM, max under TCG */
+  cpuModel?: string;
+  /** appended to QEMU's argv as given (--qemu-arg) */
+  qemuArgs: string[];
 }

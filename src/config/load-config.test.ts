@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseRunArgs } from '../cli/run-command.js';
 import { ExitCode, ProblemsError, UserError } from '../errors.js';
-import { loadConfig } from './load-config.js';
+import { defaultShareTag, loadConfig } from './load-config.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'snabbvm-config-'));
 writeFileSync(path.join(dir, 'disk.qcow2'), 'x');
@@ -208,4 +208,49 @@ test('--boot, --disk and --disk-bus: defaults, flags, the environment (SNABBVM_D
   assert.equal(bad.exitCode, ExitCode.Usage);
   const tooMany = problemsFor(['--disk-bus', 'ide', '--disk', '1G', '--disk', '1G', '--disk', '1G', 'disk.qcow2']);
   assert.match(tooMany.messages[0]!, /^--disk-bus ide takes at most 3 disks with the boot disk/);
+});
+
+test('--share: the tag after the last colon, else the folder name made safe; relative folders from /u', () => {
+  const shared = path.join(dir, 'my data@2026');
+  mkdirSync(shared, { recursive: true });
+  mkdirSync(path.join(dir, 'x:y'), { recursive: true });
+  const c = configFor(['--share', 'my data@2026', '--share', `${dir}:web`, '--share', `${dir}/x:y/`, 'disk.qcow2']);
+  assert.deepEqual(c.shares, [
+    { hostDir: shared, tag: 'my_data_2026' },
+    { hostDir: dir, tag: 'web' },
+    { hostDir: path.join(dir, 'x:y'), tag: 'x_y' },
+  ]);
+  assert.equal(c.shareDriver, 'auto');
+  assert.deepEqual(configFor(['disk.qcow2'], { SNABBVM_SHARES: `${dir}:a,${shared}` }).shares.map((s) => s.tag), ['a', 'my_data_2026']);
+  assert.equal(defaultShareTag('/srv/.hidden'), 'hidden');
+  assert.equal(defaultShareTag('/'), 'share');
+});
+
+test('--share: a missing folder, a file, a bad or repeated tag, each in one line', () => {
+  const { messages, exitCode } = problemsFor(['--share', 'nosuch', '--share', 'disk.qcow2', '--share', `${dir}:.x`, '--share', `${dir}:a`, '--share', `${dir}:a`, 'disk.qcow2']);
+  assert.deepEqual(messages, [
+    `--share ${path.join(dir, 'nosuch')} does not exist; create it, or mount it into the container (-v /host/dir:${path.join(dir, 'nosuch')})`,
+    `--share ${path.join(dir, 'disk.qcow2')} is not a folder; share a folder (put files in it)`,
+    `--share '${dir}:.x' is not valid: give HOSTDIR or HOSTDIR:TAG, a TAG of letters, digits, '_', '.' and '-' (at most 36, not starting with '.' or '-')`,
+    `--share '${dir}:a': tag 'a' is already used by another --share; give each its own tag (HOSTDIR:TAG)`,
+  ]);
+  assert.equal(exitCode, ExitCode.Usage);
+});
+
+test('--machine, --cpu-model, --pointer, --qemu-arg; host needs KVM', () => {
+  const c = configFor(['--machine', 'pc', '--cpu-model', 'Skylake-Client,-hle', '--pointer', 'ps2', '--qemu-arg=-smbios', '--qemu-arg', 'type=1,serial=X', 'disk.qcow2']);
+  assert.equal(c.machine, 'pc');
+  assert.equal(c.cpuModel, 'Skylake-Client,-hle');
+  assert.equal(c.pointer, 'ps2');
+  assert.deepEqual(c.qemuArgs, ['-smbios', 'type=1,serial=X']);
+  const d = configFor(['disk.qcow2'], { SNABBVM_QEMU_ARGS: '-smbios type=1,serial=Y\n-no-hpet', SNABBVM_MACHINE: 'pc-q35-10.0' });
+  assert.deepEqual(d.qemuArgs, ['-smbios', 'type=1,serial=Y', '-no-hpet']);
+  assert.equal(d.machine, 'pc-q35-10.0');
+  assert.equal(d.pointer, 'tablet');
+  assert.equal(d.cpuModel, undefined);
+  assert.deepEqual(problemsFor(['--accel', 'tcg', '--cpu-model', 'host', 'disk.qcow2']).messages, [
+    '--cpu-model host needs KVM and cannot run under --accel tcg; use max (the default under TCG) or a named model such as Skylake-Client',
+  ]);
+  assert.equal(problemsFor(['--machine', 'q35,accel=kvm', 'disk.qcow2']).exitCode, ExitCode.Usage);
+  assert.equal(problemsFor(['--pointer', 'mouse', 'disk.qcow2']).exitCode, ExitCode.Usage);
 });

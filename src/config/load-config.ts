@@ -1,13 +1,14 @@
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 import path from 'node:path';
 import { inputError, ProblemsError, usageError, type UserError } from '../errors.js';
-import type { AccelMode, BootMode, ConsoleMode, DiskBus, ExtraDiskSpec, ImageRef, NetMode, SeedFormat, VmConfig } from './config.js';
+import type { AccelMode, BootMode, ConsoleMode, DiskBus, ExtraDiskSpec, ImageRef, NetMode, PointerMode, SeedFormat, Share, ShareDriverMode, VmConfig } from './config.js';
 import type { RawOptions } from './options.js';
 import { parseSize } from './size.js';
 import { validatePortSpecs } from '../snabb/port-spec.js';
 import { planDevicePluginPorts } from '../snabb/device-plugin-ports.js';
 import { checkUserDataFile } from '../cloudinit/validate-user-data.js';
+import { isKvmOnlyCpuModel } from '../qemu/build-qemu-argv.js';
 
 export interface ConfigInput {
   /** options from the command line, already merged over the environment (the flag wins) */
@@ -181,13 +182,23 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     if (!/^[a-z0-9]([a-z0-9-]{0,62}\.?)*$/.test(h) || h.length > 253) usage(`--web-host '${h}' is not a host name; give the name as the browser's address bar shows it, without scheme or port, such as vm1.example.com`);
   }
 
+  const accel = oneOf<AccelMode>('--accel', raw.accel, ['auto', 'kvm', 'tcg'], 'auto');
+  const shares = parseShares(raw.share ?? [], resolve, usage, input);
+  const machine = raw.machine ?? 'q35';
+  // each goes into one QEMU option list: a name, never ',' (more options) for the machine
+  if (!MACHINE_RE.test(machine)) usage(`--machine '${machine}' is not valid; give a QEMU machine type such as q35, pc or pc-q35-10.0 (qemu-system-x86_64 -machine help lists them)`);
+  if (raw.cpuModel !== undefined && !CPU_MODEL_RE.test(raw.cpuModel)) usage(`--cpu-model '${raw.cpuModel}' is not valid; give a QEMU CPU model such as max or Skylake-Client, optionally with features (Skylake-Client,-hle)`);
+  if (raw.cpuModel !== undefined && isKvmOnlyCpuModel(raw.cpuModel) && accel === 'tcg') {
+    usage(`--cpu-model ${raw.cpuModel} needs KVM and cannot run under --accel tcg; use max (the default under TCG) or a named model such as Skylake-Client`);
+  }
+
   const config: VmConfig = {
     name,
     image,
     ports,
     cpus,
     memoryMiB,
-    accel: oneOf<AccelMode>('--accel', raw.accel, ['auto', 'kvm', 'tcg'], 'auto'),
+    accel,
     boot: oneOf<BootMode>('--boot', raw.boot, ['auto', 'bios', 'uefi'], 'auto'),
     disks,
     diskBus,
@@ -215,7 +226,13 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     snabbBinary: raw.snabb ?? 'snabb',
     sysfsRoot: raw.sysfsRoot ?? '/sys',
     hugepagesDir: raw.hugepagesDir ?? '/dev/hugepages',
+    shares,
+    shareDriver: oneOf<ShareDriverMode>('--share-driver', raw.shareDriver, ['auto', 'virtiofs', '9p'], 'auto'),
+    pointer: oneOf<PointerMode>('--pointer', raw.pointer, ['tablet', 'ps2'], 'tablet'),
+    machine,
+    qemuArgs: raw.qemuArg ?? [],
   };
+  if (raw.cpuModel !== undefined) config.cpuModel = raw.cpuModel;
   if (raw.userData !== undefined) {
     config.userDataPath = readableFile('user-data', raw.userData);
     const problem = checkUserDataFile(config.userDataPath);
@@ -234,6 +251,53 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
 
   if (problems.length > 0) throw new ProblemsError(problems);
   return config;
+}
+
+const MACHINE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const CPU_MODEL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(,[A-Za-z0-9_.=+-]{1,64}){0,64}$/;
+/** A tag is what the guest mounts by (virtio-fs allows 36 bytes) and the folder under /mnt: no '/', no leading '.' */
+const SHARE_TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,35}$/;
+
+/** The default tag of a shared folder: its name with what a tag can't hold turned into '_', at most 36 characters. */
+export function defaultShareTag(hostDir: string): string {
+  const tag = path.basename(hostDir).replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '').slice(0, 36);
+  return tag === '' ? 'share' : tag;
+}
+
+/**
+ * --share HOSTDIR[:TAG]: the part after the last ':' is the tag when it holds no '/' (so /srv/a:b/c is a folder).
+ * The folder must exist; its real path (symlinks resolved) is what QEMU or virtiofsd is given.
+ */
+function parseShares(specs: string[], resolve: (p: string) => string, usage: (msg: string) => void, input: (msg: string) => void): Share[] {
+  const shares: Share[] = [];
+  for (const spec of specs) {
+    const colon = spec.lastIndexOf(':');
+    const hasTag = colon > 0 && !spec.slice(colon + 1).includes('/');
+    const given = hasTag ? spec.slice(0, colon) : spec;
+    const tag = hasTag ? spec.slice(colon + 1) : defaultShareTag(resolve(given));
+    if (!SHARE_TAG_RE.test(tag)) {
+      usage(`--share '${spec}' is not valid: give HOSTDIR or HOSTDIR:TAG, a TAG of letters, digits, '_', '.' and '-' (at most 36, not starting with '.' or '-')`);
+      continue;
+    }
+    let hostDir = resolve(given);
+    try {
+      if (!statSync(hostDir).isDirectory()) {
+        input(`--share ${hostDir} is not a folder; share a folder (put files in it)`);
+        continue;
+      }
+      hostDir = realpathSync(hostDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      input(code === 'ENOENT' ? `--share ${hostDir} does not exist; create it, or mount it into the container (-v /host/dir:${hostDir})` : `--share ${hostDir} cannot be read (${code}); check its permissions`);
+      continue;
+    }
+    if (shares.some((s) => s.tag === tag)) {
+      usage(`--share '${spec}': tag '${tag}' is already used by another --share; give each its own tag (HOSTDIR:TAG)`);
+      continue;
+    }
+    shares.push({ hostDir, tag });
+  }
+  return shares;
 }
 
 function parseImageUrl(text: string, input: (msg: string) => void): ImageRef {

@@ -67,6 +67,12 @@ export interface RawOptions {
   snabb?: string;
   sysfsRoot?: string;
   hugepagesDir?: string;
+  share?: string[];
+  shareDriver?: string;
+  pointer?: string;
+  machine?: string;
+  cpuModel?: string;
+  qemuArg?: string[];
 }
 
 export const runOptions: readonly OptionSpec[] = [
@@ -108,6 +114,12 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--web-password <password>', key: 'webPassword', env: 'SNABBVM_WEB_PASSWORD', description: 'require this password for the web console' },
   { flags: '--web-host <name>', key: 'webHost', env: 'SNABBVM_WEB_HOST', repeatable: true, envSeparator: /[\s,]+/, description: 'another name the web console answers to, such as a reverse proxy\'s (repeatable; the environment takes a list)' },
   { flags: '--console <mode>', key: 'console', env: 'SNABBVM_CONSOLE', description: 'auto | tmux | stdio | none (auto: tmux on a terminal, else serial to stdout)', defaultText: 'auto' },
+  { flags: '--share <hostdir[:tag]>', key: 'share', env: 'SNABBVM_SHARES', repeatable: true, envSeparator: /[\n,]/, description: "share a host folder with the guest, mounted at /mnt/TAG by cloud-init (repeatable; the environment takes a list)", defaultText: "TAG: the folder's name" },
+  { flags: '--share-driver <driver>', key: 'shareDriver', env: 'SNABBVM_SHARE_DRIVER', description: 'auto | virtiofs | 9p (auto: virtiofs when virtiofsd is installed and the launcher runs as root, else 9p)', defaultText: 'auto' },
+  { flags: '--pointer <mode>', key: 'pointer', env: 'SNABBVM_POINTER', description: 'tablet | ps2 (tablet: an absolute USB and virtio tablet, so the VNC pointer matches the guest\'s)', defaultText: 'tablet' },
+  { flags: '--machine <type>', key: 'machine', env: 'SNABBVM_MACHINE', description: 'QEMU machine type, such as q35, pc or pc-q35-10.0', defaultText: 'q35' },
+  { flags: '--cpu-model <model>', key: 'cpuModel', env: 'SNABBVM_CPU_MODEL', description: 'QEMU CPU model, with optional features (Skylake-Client,-hle); host works only under KVM', defaultText: 'host under KVM, max under TCG' },
+  { flags: '--qemu-arg <arg>', key: 'qemuArg', env: 'SNABBVM_QEMU_ARGS', repeatable: true, envSeparator: /\s+/, description: 'one more QEMU argument, appended last (repeatable; whitespace-separated in the environment); unsupported territory' },
   { flags: '-q, --quiet', key: 'quiet', env: 'SNABBVM_QUIET', boolean: true, description: 'only warnings and errors' },
   { flags: '--qemu <path>', key: 'qemu', env: 'SNABBVM_QEMU', description: 'QEMU binary (for testing and advanced use)', defaultText: 'qemu-system-x86_64' },
   { flags: '--kvm-device <path>', key: 'kvmDevice', env: 'SNABBVM_KVM_DEVICE', description: 'the KVM device the launcher checks before its KVM probe (tests)', defaultText: '/dev/kvm', hidden: true },

@@ -12,7 +12,8 @@ import { log } from '../log.js';
 import { runtimePaths, type RuntimePaths } from '../paths.js';
 import { ProgramError } from '../process/run-program.js';
 import { buildQemuArgv } from '../qemu/build-qemu-argv.js';
-import { chooseAccel, describeQemuFailure, fallbackWarning, looksLikeKvmFailure } from '../qemu/probe-accel.js';
+import { chooseAccel, describeQemuFailure, fallbackWarning, looksLikeKvmFailure, refuseTcgFor } from '../qemu/probe-accel.js';
+import { startShares } from '../share/start-shares.js';
 import { prepareFirmware } from '../qemu/ovmf.js';
 import type { QemuPlan } from '../qemu/qemu-plan.js';
 import { startQemu, type StartedQemu, type VmEnd } from '../qemu/start-qemu.js';
@@ -54,7 +55,13 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     const base = await resolveBaseImage(config, process.env, stopSetup.signal);
     checkpoint();
     // a real probe (a test guest under KVM), not just an open() of /dev/kvm; its result holds for the run
-    const choice = await chooseAccel(config.accel, { qemuBinary: config.qemuBinary, firmware: paths.kvmProbeFirmware, device: config.kvmDevice });
+    const choice = await chooseAccel(config.accel, {
+      qemuBinary: config.qemuBinary,
+      firmware: paths.kvmProbeFirmware,
+      device: config.kvmDevice,
+      machine: config.machine,
+      ...(config.cpuModel !== undefined ? { cpuModel: config.cpuModel } : {}),
+    });
     let { accel, fallbackReason } = choice;
     const disk = await prepareVmDisk(base, config, paths, cleanup);
     const extraDisks = await prepareExtraDisks(config, paths, cleanup);
@@ -68,7 +75,9 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
     const ports = await startPorts(config, paths, cleanup, accel, stopSetup.signal);
     checkpoint();
     const guestNics = [...(network.guestNic ? [network.guestNic] : []), ...ports.guestNics];
-    const seed = await writeSeed(config, paths, guestNics, cleanup);
+    const shares = await startShares(config, paths, cleanup);
+    checkpoint();
+    const seed = await writeSeed(config, paths, guestNics, cleanup, shares.mounts);
     checkpoint();
 
     const plan: QemuPlan = {
@@ -77,14 +86,20 @@ export async function runVm(config: VmConfig): Promise<ExitCode> {
       accel,
       cpus: config.cpus,
       memoryMiB: config.memoryMiB,
-      memory: ports.memory,
+      // virtiofsd maps the guest's memory, as Snabb does: shared, from hugepages when Snabb has them, else memfd
+      memory: shares.needsSharedMemory && ports.memory.kind === 'anonymous' ? { kind: 'memfd' } : ports.memory,
       disk,
       extraDisks,
       diskBus: config.diskBus,
       nics: [...(network.nic ? [network.nic] : []), ...ports.nics],
       paths,
       vhostUserWithoutMsix: ports.vhostUserWithoutMsix,
+      machine: config.machine,
+      shares: shares.plans,
+      pointer: config.pointer,
+      extraArgs: config.qemuArgs,
     };
+    if (config.cpuModel !== undefined) plan.cpuModel = config.cpuModel;
     if (base.kind === 'iso') plan.cdrom = base.path;
     if (seed !== undefined) plan.seed = seed;
     if (uefi !== undefined) plan.uefi = uefi;
@@ -186,6 +201,7 @@ async function startQemuWatched(
     reason = outcome.reason;
     await quitQemu(started);
   }
+  refuseTcgFor(config.cpuModel, reason!);
   log.warn(fallbackWarning(reason!));
   plan.accel = 'tcg';
   plan.vhostUserWithoutMsix = needsVhostUserWithoutMsix(await probeQemuVersion(config.qemuBinary), 'tcg');

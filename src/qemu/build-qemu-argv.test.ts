@@ -168,3 +168,39 @@ test('--disk-bus scsi, sata, ide: one device per disk on its controller, the boo
   assert.ok(!withIso.some((d) => d.includes('bootindex')));
   assert.deepEqual(devices('ide', { cdrom: '/u/install.iso' }).slice(-1), ['ide-cd,drive=cd0,bus=pata.1,unit=1']);
 });
+
+test('--machine and --cpu-model replace the defaults, under KVM and TCG alike', () => {
+  const argv = buildQemuArgv({ ...base, machine: 'pc', cpuModel: 'Skylake-Client,-hle' });
+  assert.deepEqual(valuesOf(argv, '-machine'), ['pc']);
+  assert.deepEqual(valuesOf(argv, '-cpu'), ['Skylake-Client,-hle']);
+  assert.deepEqual(valuesOf(buildQemuArgv({ ...base, accel: 'kvm', cpuModel: 'max' }), '-cpu'), ['max']);
+  assert.deepEqual(valuesOf(buildQemuArgv(base), '-machine'), ['q35']);
+});
+
+test('the tablet pointer: a USB tablet on an xHCI controller and a virtio tablet; ps2 adds neither', () => {
+  const devices = valuesOf(buildQemuArgv({ ...base, pointer: 'tablet' }), '-device');
+  assert.ok(devices.includes('qemu-xhci,id=usb'));
+  assert.ok(devices.includes('usb-tablet,bus=usb.0'));
+  assert.ok(devices.includes('virtio-tablet-pci'));
+  const ps2 = valuesOf(buildQemuArgv({ ...base, pointer: 'ps2' }), '-device');
+  assert.ok(!ps2.some((d) => /tablet|xhci/.test(d)), ps2.join(' '));
+});
+
+test('shares: virtiofs as a vhost-user-fs client of its virtiofsd, 9p served by QEMU in mapped-xattr mode', () => {
+  const argv = buildQemuArgv({
+    ...base,
+    shares: [
+      { kind: 'virtiofs', tag: 'data', socket: '/run/snabbvm/vm1/shares/virtiofsd-0.sock' },
+      { kind: '9p', tag: 'web', hostDir: '/srv/a,b' },
+    ],
+  });
+  assert.ok(valuesOf(argv, '-chardev').includes('socket,id=fs0,path=/run/snabbvm/vm1/shares/virtiofsd-0.sock'));
+  assert.ok(valuesOf(argv, '-device').includes('vhost-user-fs-pci,chardev=fs0,tag=data'));
+  assert.deepEqual(valuesOf(argv, '-fsdev'), ['local,id=fs1,path=/srv/a,,b,security_model=mapped-xattr,fmode=0644,dmode=0755']);
+  assert.ok(valuesOf(argv, '-device').includes('virtio-9p-pci,fsdev=fs1,mount_tag=web'));
+});
+
+test('--qemu-arg values come last, as given', () => {
+  const argv = buildQemuArgv({ ...base, vnc: { listen: '0.0.0.0', display: 1 }, pointer: 'tablet', extraArgs: ['-smbios', 'type=1,serial=XYZ', '-device', 'virtio-balloon'] });
+  assert.deepEqual(argv.slice(-4), ['-smbios', 'type=1,serial=XYZ', '-device', 'virtio-balloon']);
+});

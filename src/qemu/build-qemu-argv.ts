@@ -1,4 +1,4 @@
-import type { NicPlan, QemuPlan } from './qemu-plan.js';
+import type { NicPlan, QemuPlan, SharePlan } from './qemu-plan.js';
 
 /**
  * A file name as the value of a QEMU option list (file=, path=, mem-path=, logfile=): QEMU splits the list at
@@ -9,11 +9,17 @@ export const optionValue = (path: string) => path.replace(/,/g, ',,');
 /** A QEMU server socket that doesn't wait for its client. */
 const serverSocket = (id: string, path: string) => `socket,id=${id},path=${optionValue(path)},server=on,wait=off`;
 
-/** The machine type every VM gets (and the KVM probe too). */
+/** The machine type a VM gets without --machine (and the KVM probe too). */
 export const MACHINE_TYPE = 'q35';
 
-/** -cpu host under KVM; -cpu max under TCG gives the guest a modern feature set (x86-64-v2 and up), as RHEL 9 and its kin need */
-export const cpuModel = (accel: 'kvm' | 'tcg') => (accel === 'kvm' ? 'host' : 'max');
+/**
+ * The -cpu a VM gets: the user's --cpu-model, else host under KVM; under TCG max gives the guest a modern
+ * feature set (x86-64-v2 and up), as RHEL 9 and its kin need.
+ */
+export const cpuModel = (accel: 'kvm' | 'tcg', chosen?: string) => chosen ?? (accel === 'kvm' ? 'host' : 'max');
+
+/** The CPU models only KVM can give (the host's own CPU): QEMU refuses them under TCG. */
+export const isKvmOnlyCpuModel = (model: string) => /^host(,|$)/.test(model);
 
 /** Renders the plan into QEMU's argv. Pure: no probing, no files touched. Grouped by concern, as Lima does. */
 export function buildQemuArgv(plan: QemuPlan): string[] {
@@ -24,8 +30,12 @@ export function buildQemuArgv(plan: QemuPlan): string[] {
     ...memoryArgs(plan),
     ...diskArgs(plan),
     ...plan.nics.flatMap((nic, i) => nicArgs(nic, i, plan.vhostUserWithoutMsix)),
+    ...shareArgs(plan.shares ?? []),
     ...controlArgs(plan),
     ...displayArgs(plan),
+    ...pointerArgs(plan.pointer),
+    // --qemu-arg: last, so it can add to or override what came before (QEMU's later options mostly win)
+    ...(plan.extraArgs ?? []),
   ];
 }
 
@@ -33,9 +43,9 @@ function machineArgs(plan: QemuPlan): string[] {
   return [
     '-name', `${plan.name},process=snabbvm-${plan.name}`,
     '-nodefaults', '-no-user-config',
-    '-machine', MACHINE_TYPE,
+    '-machine', plan.machine ?? MACHINE_TYPE,
     '-accel', plan.accel,
-    '-cpu', cpuModel(plan.accel),
+    '-cpu', cpuModel(plan.accel, plan.cpuModel),
     '-smp', String(plan.cpus),
     '-rtc', 'base=utc',
     // entropy for the guest's first boot: SSH host key generation otherwise waits on the pool
@@ -128,6 +138,30 @@ function nicArgs(nic: NicPlan, index: number, withoutMsix: boolean): string[] {
         '-device', withoutMsix ? `${device},vectors=0` : device,
       ];
   }
+}
+
+function shareArgs(shares: SharePlan[]): string[] {
+  return shares.flatMap((share, i) => {
+    if (share.kind === 'virtiofs') {
+      return ['-chardev', `socket,id=fs${i},path=${optionValue(share.socket)}`, '-device', `vhost-user-fs-pci,chardev=fs${i},tag=${share.tag}`];
+    }
+    // mapped-xattr: what the guest creates is a plain file on the host, its owner and mode kept in xattrs, so a
+    // guest's symlink, device node or setuid file never becomes one on the host; QEMU never follows a symlink there
+    return [
+      '-fsdev', `local,id=fs${i},path=${optionValue(share.hostDir)},security_model=mapped-xattr,fmode=0644,dmode=0755`,
+      '-device', `virtio-9p-pci,fsdev=fs${i},mount_tag=${share.tag}`,
+    ];
+  });
+}
+
+/**
+ * An absolute pointer, as a VNC client's is: a USB tablet for guests with USB HID (installers, desktops,
+ * Windows) and a virtio tablet for those without USB (Debian's cloud kernel has virtio-input but no USB). The
+ * guest drives whichever it has a driver for, and QEMU sends the pointer to the one the guest last activated.
+ */
+function pointerArgs(pointer: QemuPlan['pointer']): string[] {
+  if (pointer !== 'tablet') return [];
+  return ['-device', 'qemu-xhci,id=usb', '-device', 'usb-tablet,bus=usb.0', '-device', 'virtio-tablet-pci'];
 }
 
 function controlArgs(plan: QemuPlan): string[] {

@@ -4,7 +4,7 @@ import type { AccelMode } from '../config/config.js';
 import { hostError } from '../errors.js';
 import { log } from '../log.js';
 import { ProgramError, runProgram } from '../process/run-program.js';
-import { cpuModel, MACHINE_TYPE } from './build-qemu-argv.js';
+import { cpuModel, isKvmOnlyCpuModel, MACHINE_TYPE } from './build-qemu-argv.js';
 
 /** The accelerator a run uses, and why KVM is not it when auto fell back. */
 export interface AccelChoice {
@@ -31,27 +31,47 @@ export function probeKvm(device = '/dev/kvm'): string | undefined {
   }
 }
 
+/** What the VM will run with, so that the KVM probe tries the same. */
+export interface AccelOptions {
+  qemuBinary: string;
+  firmware: string;
+  device?: string;
+  /** -machine; MACHINE_TYPE when not given */
+  machine?: string;
+  /** --cpu-model; undefined: host under KVM, max under TCG */
+  cpuModel?: string;
+}
+
 /**
  * tcg: no probe. auto and kvm: /dev/kvm must open, and then a test guest must run under KVM with the QEMU
  * binary, machine type and CPU model the VM will get (probeGuestCode). auto falls back to TCG with a one-line
- * warning; kvm exits 4 with the reason.
+ * warning, unless the CPU model is one only KVM has (host): then, as with kvm, it exits 4 with the reason.
  */
-export async function chooseAccel(mode: AccelMode, options: { qemuBinary: string; firmware: string; device?: string }): Promise<AccelChoice> {
+export async function chooseAccel(mode: AccelMode, options: AccelOptions): Promise<AccelChoice> {
   if (mode === 'tcg') return { accel: 'tcg' };
   const missing = probeKvm(options.device);
   if (missing !== undefined) {
     if (mode === 'kvm') throw hostError(`--accel kvm: ${missing}; or use --accel tcg (slow software emulation)`);
+    refuseTcgFor(options.cpuModel, missing);
     log.warn(`KVM is not available (${missing}): running under TCG, 10-50x slower`);
     return { accel: 'tcg', fallbackReason: missing };
   }
-  const probe = await probeGuestCode({ qemuBinary: options.qemuBinary, accel: 'kvm', firmware: options.firmware });
+  const probe = await probeGuestCode({ ...options, accel: 'kvm' });
   if (probe.ok) {
     log.info(`KVM works: a test guest ran in ${probe.ms} ms`);
     return { accel: 'kvm' };
   }
   if (mode === 'kvm') throw hostError(`--accel kvm: KVM does not work on this host: ${probe.reason}; use --accel tcg (slow software emulation)`);
+  refuseTcgFor(options.cpuModel, probe.reason);
   log.warn(fallbackWarning(probe.reason));
   return { accel: 'tcg', fallbackReason: probe.reason };
+}
+
+/** A fallback to TCG cannot keep a KVM-only CPU model: say so and stop (exit 4), rather than let QEMU fail. */
+export function refuseTcgFor(model: string | undefined, kvmReason: string): void {
+  if (model !== undefined && isKvmOnlyCpuModel(model)) {
+    throw hostError(`--cpu-model ${model} needs KVM, and KVM does not work here (${kvmReason}); use --cpu-model max or a named model such as Skylake-Client to run under TCG`);
+  }
 }
 
 /** The byte the test guest writes to isa-debug-exit; QEMU then exits with (byte << 1) | 1. */
@@ -84,7 +104,7 @@ export type ProbeResult = { ok: true; ms: number } | { ok: false; ms: number; re
  * Runs the probe firmware under the given accelerator, with the VM's machine type and CPU model, and checks that
  * its code ran. Gives up after timeoutMs (a hanging KVM). The reason on failure is QEMU's own, in one line.
  */
-export async function probeGuestCode(options: { qemuBinary: string; accel: 'kvm' | 'tcg'; firmware: string; timeoutMs?: number }): Promise<ProbeResult> {
+export async function probeGuestCode(options: ProbeOptions): Promise<ProbeResult> {
   const firmware = options.firmware;
   await writeFile(firmware, buildProbeFirmware());
   try {
@@ -94,12 +114,14 @@ export async function probeGuestCode(options: { qemuBinary: string; accel: 'kvm'
   }
 }
 
-async function runProbe(options: { qemuBinary: string; accel: 'kvm' | 'tcg'; timeoutMs?: number }, firmware: string): Promise<ProbeResult> {
+type ProbeOptions = { qemuBinary: string; accel: 'kvm' | 'tcg'; firmware: string; machine?: string; cpuModel?: string; timeoutMs?: number };
+
+async function runProbe(options: ProbeOptions, firmware: string): Promise<ProbeResult> {
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const argv = [
     options.qemuBinary,
     '-nodefaults', '-no-user-config', '-display', 'none',
-    '-machine', MACHINE_TYPE, '-accel', options.accel, '-cpu', cpuModel(options.accel),
+    '-machine', options.machine ?? MACHINE_TYPE, '-accel', options.accel, '-cpu', cpuModel(options.accel, options.cpuModel),
     '-m', '16', '-bios', firmware,
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x01',
   ];

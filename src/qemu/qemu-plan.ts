@@ -6,6 +6,10 @@ export interface QemuPlan {
   binary: string;
   name: string;
   accel: 'kvm' | 'tcg';
+  /** -machine; MACHINE_TYPE (q35) when not given */
+  machine?: string;
+  /** -cpu as the user gave it; undefined: host under KVM, max under TCG */
+  cpuModel?: string;
   cpus: number;
   memoryMiB: number;
   memory: GuestMemory;
@@ -24,6 +28,12 @@ export interface QemuPlan {
   nics: NicPlan[];
   paths: RuntimePaths;
   vnc?: VncPlan;
+  /** host folders for the guest (--share) */
+  shares?: SharePlan[];
+  /** tablet: absolute pointers (USB and virtio), so a VNC client's pointer lands where it points; ps2 or absent: none */
+  pointer?: 'tablet' | 'ps2';
+  /** --qemu-arg, appended last as given */
+  extraArgs?: string[];
   /**
    * `vectors=0` on vhost-user NICs: QEMU < 8 under TCG segfaults in msix_set_vector_notifiers otherwise
    * (platform-facts.md). QEMU 10 does not need it.
@@ -37,6 +47,12 @@ export type GuestMemory =
   | { kind: 'hugetlbfs'; dir: string; hostNode?: number }
   /** memfd, shared: enough for external vhost-user backends when no hugepages are free */
   | { kind: 'memfd' };
+
+export type SharePlan =
+  /** served by a virtiofsd listening on `socket`; needs shared guest memory */
+  | { kind: 'virtiofs'; tag: string; socket: string }
+  /** served by QEMU itself */
+  | { kind: '9p'; tag: string; hostDir: string };
 
 export type NicPlan =
   /** mtu: told to the guest (virtio host_mtu) for a netdev: port, whose interface may carry jumbo frames */

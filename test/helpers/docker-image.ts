@@ -16,6 +16,8 @@ export const HOST_SNABB = '/usr/local/bin/snabb';
 export const HOST_SNABB_VERSION = `${HOST_SNABB}.version`;
 /** The original image's size, which ours must beat. */
 export const ORIGINAL_IMAGE_MB = 374.5;
+/** The bound issue 16 sets for the image with OVMF and virtiofsd in it (MB as `docker images` shows them). */
+export const IMAGE_BUDGET_MB = 300;
 
 /** Runs docker and returns its stdout; rejects with its stderr. */
 export function docker(args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<string> {

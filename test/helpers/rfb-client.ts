@@ -69,11 +69,21 @@ export function vncAuthResponse(password: string, challenge: Buffer): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
+/** An RFB PointerEvent: the pointer at (x, y) of the framebuffer, no button pressed. */
+export function pointerEvent(x: number, y: number): Buffer {
+  const event = Buffer.alloc(6);
+  event.writeUInt8(5, 0);
+  event.writeUInt16BE(x, 2);
+  event.writeUInt16BE(y, 4);
+  return event;
+}
+
 /**
  * Connects, authenticates (VNC auth when a password is given and offered, else None), and when authenticated
- * fetches one full frame if `frame` is set.
+ * moves the pointer to each of `pointer` in turn (a quarter second apart), then fetches one full frame if
+ * `frame` is set.
  */
-export async function rfbConnect(host: string, port: number, options: { password?: string; frame?: boolean } = {}): Promise<RfbSession> {
+export async function rfbConnect(host: string, port: number, options: { password?: string; frame?: boolean; pointer?: { x: number; y: number }[] } = {}): Promise<RfbSession> {
   const socket = net.createConnection({ host, port });
   const reader = new ByteReader(socket);
   try {
@@ -106,6 +116,16 @@ export async function rfbConnect(host: string, port: number, options: { password
     session.width = init.readUInt16BE(0);
     session.height = init.readUInt16BE(2);
     session.name = (await reader.read(init.readUInt32BE(20))).toString();
+    if (options.pointer?.length) {
+      // SetEncodings (Raw), as every real client sends first: QEMU decides only then whether this client's
+      // pointer is absolute; before it, it moves the pointer relatively
+      socket.write(Buffer.from([2, 0, 0, 1, 0, 0, 0, 0]));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    for (const { x, y } of options.pointer ?? []) {
+      socket.write(pointerEvent(x, y));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     if (!options.frame) return session;
 
     // 32 bpp, depth 24, little-endian, true colour, 8 bits per channel at shifts 16/8/0
