@@ -66,6 +66,14 @@ describe('PCI checks against a sysfs tree', () => {
     assert.match(i350.warnings[0]!, /is an Intel i350 \(8086:1521\), a 1 GbE NIC/);
   });
 
+  test('--test-pci-model lets a refused model through, with a warning that names the option; other models stay refused', () => {
+    const realtek = probePciDevice(sysfs, '0000:08:00.0');
+    const accepted = validatePciDevice(realtek, noKernelUse, false, sysfs, ['10ec:8168']);
+    assert.deepEqual(accepted.problems, []);
+    assert.match(accepted.warnings[0]!, /0000:08:00.0 is 10ec:8168 \(kernel driver r8169\), which snabbnfv cannot serve VM ports on: used only because --test-pci-model 10ec:8168 says so/);
+    assert.equal(validatePciDevice(probePciDevice(sysfs, '0000:07:00.0'), noKernelUse, false, sysfs, ['10ec:8168']).problems[0]!.exitCode, 3);
+  });
+
   test("the host's management NIC (addresses, routes) is refused with exit 4 unless --force", () => {
     const facts = probePciDevice(sysfs, '0000:05:00.1');
     assert.deepEqual(facts.netdevs, ['eno1']);

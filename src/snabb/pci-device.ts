@@ -81,6 +81,7 @@ export function validatePciDevice(
   kernelUse: KernelUse,
   force: boolean,
   sysfsRoot: string,
+  testModels: readonly string[] = [],
 ): { problems: UserError[]; warnings: string[] } {
   const problems: UserError[] = [];
   const warnings: string[] = [];
@@ -94,10 +95,12 @@ export function validatePciDevice(
   if (!supported) {
     const known = UNSUPPORTED_MODELS[id];
     const what = known ? `an ${known}` : `${id}${facts.kernelDriver ? ` (kernel driver ${facts.kernelDriver})` : ''}`;
-    problems.push(inputError(`PCI device ${a} is ${what}, which snabbnfv cannot serve VM ports on; use an ${SUPPORTED_LIST}`));
-    return { problems, warnings };
-  }
-  if (supported.warning) warnings.push(`PCI device ${a} ${supported.warning}`);
+    if (!testModels.includes(id)) {
+      problems.push(inputError(`PCI device ${a} is ${what}, which snabbnfv cannot serve VM ports on; use an ${SUPPORTED_LIST}`));
+      return { problems, warnings };
+    }
+    warnings.push(`PCI device ${a} is ${what}, which snabbnfv cannot serve VM ports on: used only because --test-pci-model ${id} says so (tests on emulated NICs)`);
+  } else if (supported.warning) warnings.push(`PCI device ${a} ${supported.warning}`);
 
   const uses = facts.netdevs.flatMap((dev) => (kernelUse.get(dev) ?? []).map((u) => `${dev} has ${u}`));
   if (uses.length > 0) {
