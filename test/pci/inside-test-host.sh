@@ -13,21 +13,24 @@ say() { echo "PCITEST $*" >/dev/ttyS0; }
 drv() { local l; l=$(readlink "$dev/driver") && basename "$l" || echo none; }
 netdev() { ls "$dev/net" 2>/dev/null | head -n1; }
 lastline() { tr -d '\r' | grep -v '^$' | tail -n1; }
-launcher() { "$S/node" "$S/app/dist/src/cli/main.js" run --console none --net none --vnc none --web none --accel tcg \
+launcher() { "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 64 --stop-timeout 5 --snabb "$S/snabb-82574l" "$@"; }
 
 say "start $(date +%s)"
+modprobe e1000e # blacklisted at boot (build-pci-test-host.sh), so cloud-init named the management NIC first
+for _ in $(seq 40); do [[ -n $(netdev) ]] && break; sleep 0.5; done
 sysctl -q vm.nr_hugepages=128
 say "nic id=$(cat $dev/vendor):$(cat $dev/device) driver=$(drv) netdev=$(netdev)"
 
-mgmt=$(basename "$(readlink -f /sys/class/net/eth0/device)")
+mgmt_if=$(ip -4 route show default | awk '{ print $5; exit }')
+mgmt=$(basename "$(readlink -f "/sys/class/net/$mgmt_if/device")")
 mgmt_id=$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/device")
-out=$(launcher --name mgmt "$S/blank.qcow2" "pci:$mgmt" 2>&1); code=$?
-say "mgmt-model address=$mgmt exit=$code $(lastline <<<"$out")"
-out=$(launcher --name mgmt --test-pci-model "$mgmt_id" "$S/blank.qcow2" "pci:$mgmt" 2>&1); code=$?
+out=$(launcher --name mgmt "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
+say "mgmt-model address=$mgmt if=$mgmt_if exit=$code $(lastline <<<"$out")"
+out=$(launcher --name mgmt --test-pci-model "$mgmt_id" "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
 say "mgmt-use address=$mgmt exit=$code $(lastline <<<"$out")"
 
-launcher --name inner --test-pci-model 8086:10d3 "$S/blank.qcow2" "pci:$NIC" >/tmp/inner.log 2>&1 &
+launcher --name inner --test-pci-model 8086:10d3 "$S/blank.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
 lpid=$!
 snabb=
 for _ in $(seq 240); do
