@@ -43,7 +43,7 @@ sleep 5 # Snabb's driver sets the device up
 say "during driver=$(drv) snabb-pid=${snabb:-none} snabb-cmdline=$(tr '\0' ' ' </proc/${snabb:-0}/cmdline 2>/dev/null | tr -s ' ')"
 say "during-launcher $(grep -E 'warning|warn' /tmp/inner.log | grep -o 'PCI device.*' | head -n1)"
 for f in /run/snabbvm/inner/snabb/*.log; do
-  [[ -f $f ]] && say "snabb-log $(grep -E 'intel_mp|error|Error|assert' "$f" | head -n3 | tr '\n' '|')"
+  [[ -f $f ]] && tail -n 8 "$f" | sed 's/^/PCITEST snabb-log /' >/dev/ttyS0
 done
 kill -TERM $lpid
 wait $lpid; code=$?
