@@ -61,7 +61,7 @@ tail -n 30 /tmp/inner.log | sed 's/^/PCITEST inner-log /' >/dev/ttyS0
 # Stage 2: intel_mp alone, RX looped to TX, for as long as the test sends frames (it ends with "stop" frames)
 if [[ -n $if ]]; then ip link set dev "$if" down; fi
 say "loopback-start"
-timeout 150 "$S/snabb" snsh "$S/loopback.lua" "$NIC" 60 2>&1 | sed -u 's/^/PCITEST loopback /' >/dev/ttyS0
+timeout 120 "$S/snabb" snsh "$S/loopback.lua" "$NIC" 30 2>&1 | sed -u 's/^/PCITEST loopback /' >/dev/ttyS0
 echo "$NIC" >/sys/bus/pci/drivers/e1000e/bind 2>/dev/null
 say "loopback-end driver=$(drv)"
 say "done"
