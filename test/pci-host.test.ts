@@ -141,7 +141,7 @@ describe('the PCI test host', { skip }, () => {
       await waitUntil(() => echoed.size >= FRAMES || undefined, 20_000, 'echoes', 500).catch(() => undefined);
     }
     await waitLine('done', 300_000);
-    const stage2 = [`loopback ${ready}`, `echoed ${echoed.size}/${FRAMES}`, ...(report().match(/^PCITEST loopback (?:counters|link) .*$/gm) ?? [])];
+    const stage2 = [`loopback ${ready}`, `echoed ${echoed.size}/${FRAMES}`, ...(report().match(/^PCITEST loopback (?:counters|link|registers|rxdesc\S*|pci) .*$/gm) ?? [])];
     console.log(`# PCI test host: boot ${Math.round((booted - started) / 1000)} s, stage 1 ${Math.round((stage1 - booted) / 1000)} s, stage 2 ${Math.round((Date.now() - stage1) / 1000)} s; ${stage2.join('; ')}`);
 
     // 1. the management NIC

@@ -23,7 +23,7 @@ sysctl -q vm.nr_hugepages=128
 say "nic id=$(cat $dev/vendor):$(cat $dev/device) driver=$(drv) netdev=$(netdev)"
 
 mgmt_if=$(ip -4 route show default | awk '{ print $5; exit }')
-mgmt=$(basename "$(readlink -f "/sys/class/net/$mgmt_if/device")")
+mgmt=$(basename "$(dirname "$(readlink -f "/sys/class/net/$mgmt_if/device")")") # device is virtioN, on the PCI device
 mgmt_id=$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/device")
 out=$(launcher --name mgmt "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
 say "mgmt-model address=$mgmt if=$mgmt_if exit=$code $(lastline <<<"$out")"

@@ -23,4 +23,16 @@ print(("counters rxpackets=%d txpackets=%d rxbytes=%d txbytes=%d rxdrop=%d statu
 local l = engine.link_table["nic.output -> nic.input"]
 print(("link nic.output->nic.input rxpackets=%d txpackets=%d"):format(
    tonumber(counter.read(l.stats.rxpackets)), tonumber(counter.read(l.stats.txpackets))))
+-- where RX or TX stands: the registers, the first descriptors, the PCI command register (bit 2: bus master)
+local r = nic.r
+print(("registers RCTL=%08x STATUS=%08x RDBAL=%08x RDLEN=%d RDH=%d RDT=%d TCTL=%08x TDH=%d TDT=%d driver-rdt=%d"):format(
+   r.RCTL(), r.STATUS(), r.RDBAL(), r.RDLEN(), r.RDH(), r.RDT(), r.TCTL(), r.TDH(), r.TDT(), nic.rdt))
+for i = 0, 1 do
+   local d = nic.rxdesc[i]
+   print(("rxdesc[%d] address=%x length=%d status=%02x errors=%02x"):format(i, tonumber(d.address), d.length, d.status, d.errors))
+end
+local f = io.open("/sys/bus/pci/devices/" .. pciaddr .. "/config", "rb")
+local cmd = f:read(6):byte(5)
+f:close()
+print(("pci command=%02x"):format(cmd))
 engine.configure(config.new()) -- stops the app: the device is released
