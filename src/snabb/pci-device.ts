@@ -61,12 +61,20 @@ export function probePciDevice(sysfsRoot: string, address: string): PciFacts {
   try {
     facts.kernelDriver = path.basename(readlinkSync(path.join(dir, 'driver')));
   } catch {}
-  try {
-    facts.netdevs = readdirSync(path.join(dir, 'net')).sort();
-  } catch {}
+  // a virtio NIC's interface sits one level down, under its virtio device (virtio0/net/eth0)
+  const netDirs = ['net', ...safeReaddir(dir).filter((d) => /^virtio\d+$/.test(d)).map((d) => path.join(d, 'net'))];
+  facts.netdevs = netDirs.flatMap((d) => safeReaddir(path.join(dir, d))).sort();
   const node = Number(read('numa_node'));
   if (Number.isInteger(node) && node >= 0) facts.numaNode = node;
   return facts;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** What the kernel has on an interface: addresses and routes, as words for a message. */
