@@ -12,8 +12,8 @@ dev=/sys/bus/pci/devices/$NIC
 say() { echo "PCITEST $*" >/dev/ttyS0; }
 drv() { local l; l=$(readlink "$dev/driver") && basename "$l" || echo none; }
 netdev() { ls "$dev/net" 2>/dev/null | head -n1; }
-# always in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 lastline() { tr -d '\r' | grep -v '^$' | tail -n1; }
+# always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 64 --stop-timeout 5 --snabb "$S/snabb-82574l" "$@"; }
 
