@@ -154,6 +154,7 @@ describe('the PCI test host', { skip }, () => {
     assert.match(during, /^driver=none /, 'Snabb unbound the device from e1000e');
     assert.match(during, new RegExp(`snabb-pid=\\d+ snabb-cmdline=.*snabbnfv traffic -k 10 -D 0 ${NIC} `), 'the launcher started Snabb on it');
     assert.match(line('during-launcher'), /PCI device 0000:00:10\.0 is an Intel 82574L \(no VMDq\), which snabbnfv cannot serve VM ports on: used only because --test-pci-model 8086:10d3 says so/);
+    assert.match(line('inner-vm'), /^VM 'inner' is running \(tcg/, "QEMU started the inner guest: Snabb serves its vhost-user socket");
     // the blank disk's guest never powers off: a forced stop, exit 5
     assert.match(line('launcher-exit'), /^code=5 gave PCI device 0000:00:10\.0 back to the kernel driver e1000e/);
     assert.match(line('after'), /^driver=e1000e netdev=eth\d$/);

@@ -40,7 +40,9 @@ for _ in $(seq 240); do
   kill -0 $lpid 2>/dev/null || break
   sleep 0.5
 done
-sleep 5 # Snabb's driver sets the device up
+# QEMU starts the guest once Snabb serves its vhost-user socket
+for _ in $(seq 240); do grep -q "is running" /tmp/inner.log && break; kill -0 $lpid 2>/dev/null || break; sleep 0.5; done
+say "inner-vm $(grep -o "VM 'inner' is running.*" /tmp/inner.log | head -n1)"
 say "during driver=$(drv) snabb-pid=${snabb:-none} snabb-cmdline=$(tr '\0' ' ' </proc/${snabb:-0}/cmdline 2>/dev/null | tr -s ' ')"
 say "during-launcher $(grep -E 'warning|warn' /tmp/inner.log | grep -o 'PCI device.*' | head -n1)"
 for f in /run/snabbvm/inner/snabb/*.log; do
