@@ -32,6 +32,7 @@ const sysfs = buildSysfsTree({
     { address: '0000:06:00.0', device: '0x1521', driver: 'igb' },
     { address: '0000:07:00.0', device: '0x1572', driver: 'i40e' },
     { address: '0000:08:00.0', vendor: '0x10ec', device: '0x8168', driver: 'r8169' },
+    { address: '0000:00:03.0', vendor: '0x1af4', device: '0x1000', driver: 'virtio-pci', virtioNetdevs: ['eth0'] },
   ],
   hugepages: { nr: 60, free: 50, resv: 10, surplus: 4 },
   nodes: [{ cpulist: '0-3' }, { cpulist: '4-7', nr: 32, free: 20 }],
@@ -64,6 +65,21 @@ describe('PCI checks against a sysfs tree', () => {
     const i350 = validatePciDevice(probePciDevice(sysfs, '0000:06:00.0'), noKernelUse, false, sysfs);
     assert.deepEqual(i350.problems, []);
     assert.match(i350.warnings[0]!, /is an Intel i350 \(8086:1521\), a 1 GbE NIC/);
+  });
+
+  test('--test-pci-model lets a refused model through, with a warning that names the option; other models stay refused', () => {
+    const realtek = probePciDevice(sysfs, '0000:08:00.0');
+    const accepted = validatePciDevice(realtek, noKernelUse, false, sysfs, ['10ec:8168']);
+    assert.deepEqual(accepted.problems, []);
+    assert.match(accepted.warnings[0]!, /0000:08:00.0 is 10ec:8168 \(kernel driver r8169\), which snabbnfv cannot serve VM ports on: used only because --test-pci-model 10ec:8168 says so/);
+    assert.equal(validatePciDevice(probePciDevice(sysfs, '0000:07:00.0'), noKernelUse, false, sysfs, ['10ec:8168']).problems[0]!.exitCode, 3);
+  });
+
+  test("a virtio NIC's interface, under virtio0/net, counts for the management NIC check", () => {
+    const facts = probePciDevice(sysfs, '0000:00:03.0');
+    assert.deepEqual(facts.netdevs, ['eth0']);
+    const use = new Map([['eth0', ['address 10.0.2.15/24']]]);
+    assert.equal(validatePciDevice(facts, use, false, sysfs, ['1af4:1000']).problems[0]!.exitCode, 4);
   });
 
   test("the host's management NIC (addresses, routes) is refused with exit 4 unless --force", () => {

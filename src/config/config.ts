@@ -73,6 +73,8 @@ export interface VmConfig {
   kvmDevice: string;
   snabbBinary: string;
   sysfsRoot: string;
+  /** vendor:device IDs accepted beyond the supported NICs (--test-pci-model, tests on emulated NICs) */
+  testPciModels: string[];
   hugepagesDir: string;
   shares: Share[];
   shareDriver: ShareDriverMode;

@@ -231,8 +231,12 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
     pointer: oneOf<PointerMode>('--pointer', raw.pointer, ['tablet', 'ps2'], 'tablet'),
     machine,
     qemuArgs: raw.qemuArg ?? [],
+    testPciModels: (raw.testPciModel ?? []).map((m) => m.toLowerCase()),
   };
   if (raw.cpuModel !== undefined) config.cpuModel = raw.cpuModel;
+  for (const m of config.testPciModels) {
+    if (!/^[0-9a-f]{4}:[0-9a-f]{4}$/.test(m)) input(`--test-pci-model ${m} is not a vendor:device ID; write it as lspci -nn shows it, e.g. 8086:10d3`);
+  }
   if (raw.userData !== undefined) {
     config.userDataPath = readableFile('user-data', raw.userData);
     const problem = checkUserDataFile(config.userDataPath);

@@ -73,6 +73,7 @@ export interface RawOptions {
   machine?: string;
   cpuModel?: string;
   qemuArg?: string[];
+  testPciModel?: string[];
 }
 
 export const runOptions: readonly OptionSpec[] = [
@@ -125,6 +126,7 @@ export const runOptions: readonly OptionSpec[] = [
   { flags: '--kvm-device <path>', key: 'kvmDevice', env: 'SNABBVM_KVM_DEVICE', description: 'the KVM device the launcher checks before its KVM probe (tests)', defaultText: '/dev/kvm', hidden: true },
   { flags: '--snabb <path>', key: 'snabb', env: 'SNABBVM_SNABB', description: 'Snabb binary', defaultText: 'snabb', hidden: true },
   { flags: '--sysfs-root <dir>', key: 'sysfsRoot', env: 'SNABBVM_SYSFS_ROOT', description: 'root of sysfs (tests)', defaultText: '/sys', hidden: true },
+  { flags: '--test-pci-model <vendor:device>', key: 'testPciModel', env: 'SNABBVM_TEST_PCI_MODEL', repeatable: true, envSeparator: ',', description: "accept this NIC model too, though snabbnfv cannot serve it (tests on emulated NICs: the PCI test host's 8086:10d3)", hidden: true },
   { flags: '--hugepages-dir <dir>', key: 'hugepagesDir', env: 'SNABBVM_HUGEPAGES_DIR', description: 'hugetlbfs mount for guest memory', defaultText: '/dev/hugepages', hidden: true },
 ];
 

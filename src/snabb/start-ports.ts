@@ -53,7 +53,7 @@ export async function startPorts(config: VmConfig, paths: RuntimePaths, cleanup:
   for (const s of specs) if (s.kind === 'pci') facts.set(s.pci, probePciDevice(config.sysfsRoot, s.pci));
   const kernelUse = [...facts.values()].some((f) => f.netdevs.length > 0) ? await probeKernelUse() : new Map();
   for (const f of facts.values()) {
-    const r = validatePciDevice(f, kernelUse, config.force, config.sysfsRoot);
+    const r = validatePciDevice(f, kernelUse, config.force, config.sysfsRoot, config.testPciModels);
     problems.push(...r.problems);
     warnings.push(...r.warnings);
   }

@@ -24,6 +24,19 @@ export function cloudImagePath(suite: 'bookworm' | 'trixie' = 'bookworm'): strin
   return image;
 }
 
+let pciTestHostImage: string | undefined;
+/**
+ * The PCI test host's image (test/fixtures/build-pci-test-host.sh): the Debian 12 fixture with QEMU, pciutils,
+ * ethtool and the full kernel (e1000e, 9p). Built on first use from the cached base, then cached itself.
+ */
+export function pciTestHostImagePath(): string {
+  pciTestHostImage ??= execFileSync('bash', [`${repoRoot}test/fixtures/build-pci-test-host.sh`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+  return pciTestHostImage;
+}
+
 /** Why the VM tests cannot run here, or undefined when they can. Printed by the skip. */
 export function whyNoVmTests(): string | undefined {
   if (process.getuid?.() !== 0) return 'VM tests need root (debootstrap builds the fixture image)';

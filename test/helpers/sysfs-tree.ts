@@ -11,6 +11,8 @@ export interface FakePciDevice {
   driver?: string;
   /** kernel interfaces under the device's net/ */
   netdevs?: string[];
+  /** kernel interfaces under virtio0/net/, as a virtio NIC has them */
+  virtioNetdevs?: string[];
   numaNode?: number;
 }
 
@@ -43,6 +45,7 @@ export function buildSysfsTree(spec: FakeSysfs, root = mkdtempSync(path.join(tmp
       symlinkSync(path.join(root, `bus/pci/drivers/${d.driver}`), path.join(root, dev, 'driver'));
     }
     for (const n of d.netdevs ?? []) put(`${dev}/net/${n}/operstate`, 'up\n');
+    for (const n of d.virtioNetdevs ?? []) put(`${dev}/virtio0/net/${n}/operstate`, 'up\n');
   }
   if (spec.hugepages) {
     const h = spec.hugepages;

@@ -1,0 +1,173 @@
+/**
+ * The PCI path on a real (emulated) PCI NIC: a TCG "test host" VM, started by our launcher from the PCI test host
+ * fixture (test/fixtures/build-pci-test-host.sh), has an Intel 82574L (QEMU's e1000e, 8086:10d3) at 0000:00:10.0
+ * whose other end is a UDP socket of this test, and the launcher, node and Snabb from this machine over 9p.
+ * test/pci/inside-test-host.sh runs in it from cloud-init and reports on the serial console:
+ *
+ *   1. the launcher refuses the test host's management NIC (virtio): for its model (exit 3), and, the model let
+ *      through by --test-pci-model, because the kernel has addresses and routes on it (exit 4, no --force)
+ *   2. the launcher with the 82574L as port (let through by --test-pci-model, with its warning): its checks read
+ *      the real sysfs, Snabb (with the test-only intel_mp patch, test/pci/intel_mp-82574l.patch) is started on
+ *      it and unbinds it from e1000e; after SIGTERM the launcher gives it back to e1000e, whose link comes up
+ *   3. Snabb's intel_mp alone on the device loops received frames back out: frames this test sends into the
+ *      NIC's socket come back (RX, TX, link, counters)
+ *
+ * No inner guest: the launcher's QEMU boots a blank disk. Needs the Snabb source (for intel_mp.lua), as
+ * scripts/build-snabb.sh finds it.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { pciTestHostImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
+import { startLauncher } from './helpers/launcher.js';
+import { waitUntil } from './helpers/wait-until.js';
+
+const SNABB = '/usr/local/bin/snabb';
+const SNABB_TARBALL = path.join(process.env.SNABB_VENDOR_DIR ?? path.join(repoRoot, '../shared/vendor/snabb'), 'snabb-v2024.06.tar.xz');
+const skip =
+  whyNoVmTests() ??
+  (!existsSync(SNABB) ? `${SNABB} is not installed (run scripts/build-snabb.sh)` : undefined) ??
+  (!existsSync(SNABB_TARBALL) ? `no Snabb source at ${SNABB_TARBALL} (SNABB_VENDOR_DIR) for intel_mp.lua` : undefined);
+if (skip) console.log(`# SKIPPING the PCI test host: ${skip}`);
+
+const NIC = '0000:00:10.0';
+const FRAMES = 20;
+
+/** The files the test host mounts: node, the launcher, Snabb and the patched intel_mp, a blank disk. */
+function stageFiles(dir: string): void {
+  copyFileSync(process.execPath, path.join(dir, 'node'));
+  copyFileSync(SNABB, path.join(dir, 'snabb'));
+  if (existsSync(`${SNABB}.version`)) copyFileSync(`${SNABB}.version`, path.join(dir, 'snabb.version'));
+  for (const f of ['snabb-82574l', 'with-patched-intel-mp.lua', 'loopback.lua', 'inside-test-host.sh']) {
+    copyFileSync(path.join(repoRoot, 'test/pci', f), path.join(dir, f));
+  }
+  const src = execFileSync('tar', ['-xJOf', SNABB_TARBALL, 'snabb-v2024.06/src/apps/intel_mp/intel_mp.lua']);
+  writeFileSync(path.join(dir, 'intel_mp.lua'), src);
+  execFileSync('patch', ['--batch', '--quiet', path.join(dir, 'intel_mp.lua'), path.join(repoRoot, 'test/pci/intel_mp-82574l.patch')]);
+  mkdirSync(path.join(dir, 'app'));
+  cpSync(path.join(repoRoot, 'dist'), path.join(dir, 'app/dist'), { recursive: true });
+  cpSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'app/node_modules'), { recursive: true, dereference: true });
+  copyFileSync(path.join(repoRoot, 'package.json'), path.join(dir, 'app/package.json'));
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'blank.qcow2'), '64M']);
+}
+
+/** A UDP port nobody uses now, for QEMU's end of the NIC's socket. */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  s.close();
+  return port;
+}
+
+/** One Ethernet frame: broadcast, a local source MAC, an experimental EtherType, a tagged payload. */
+function frame(n: number): Buffer {
+  const payload = Buffer.from(`snabbvm-pci-${n}`.padEnd(46, '.'));
+  return Buffer.concat([Buffer.from('ffffffffffff02000000aa0188b5', 'hex'), payload]);
+}
+
+const USER_DATA = `#cloud-config
+ssh_genkeytypes: []
+runcmd:
+  - [sh, -c, "modprobe 9pnet_virtio; mkdir -p /mnt/pci && mount -t 9p -o trans=virtio,version=9p2000.L,ro pci /mnt/pci && bash /mnt/pci/inside-test-host.sh /mnt/pci || echo PCITEST could-not-start >/dev/ttyS0"]
+`;
+
+describe('the PCI test host', { skip }, () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-pci-host-'));
+  let wire: Socket | undefined;
+  let serialReport = () => '';
+  after(() => {
+    // what the test host reported, for the log (and a failure's why)
+    console.log(serialReport().split('\n').filter((l) => l.startsWith('PCITEST')).map((l) => `# ${l}`).join('\n'));
+    wire?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the launcher on an emulated 82574L: checks on real sysfs, Snabb unbinds and drives it, the kernel gets it back', { timeout: 1_500_000 }, async () => {
+
+    const started = Date.now();
+    const image = pciTestHostImagePath();
+    const stage = path.join(work, 'stage');
+    mkdirSync(stage);
+    stageFiles(stage);
+    writeFileSync(path.join(work, 'user-data'), USER_DATA);
+
+    // the wire: QEMU sends the NIC's frames to `wire`, and takes frames for it at nicPort
+    wire = createSocket('udp4');
+    const echoed = new Set<string>();
+    wire.on('message', (msg) => {
+      const m = /snabbvm-pci-(\d+)/.exec(msg.toString('latin1'));
+      if (m) echoed.add(m[1]!);
+    });
+    await new Promise<void>((resolve) => wire!.bind(0, '127.0.0.1', resolve));
+    const nicPort = await freeUdpPort();
+    const qemuArgs = [
+      '-device', `e1000e,netdev=pcinic,addr=0x10,mac=52:54:00:82:57:4c`,
+      '-netdev', `socket,id=pcinic,udp=127.0.0.1:${wire.address().port},localaddr=127.0.0.1:${nicPort}`,
+      '-virtfs', `local,path=${stage},mount_tag=pci,security_model=none,readonly=on`,
+    ].join(' ');
+
+    const runDir = path.join(work, 'run');
+    const host = startLauncher(
+      ['--accel', 'tcg', '--cpus', '2', '-m', '1536', '--net', 'user', '--vnc', 'none', '--web', 'none', '--console', 'none',
+        '--stop-timeout', '30', '--name', 'pci-host', '--run-dir', runDir, '--qemu', path.join(repoRoot, 'test/pci/qemu-test-host'),
+        '-u', path.join(work, 'user-data'), image],
+      { env: { SNABBVM_PCI_TEST_HOST_QEMU_ARGS: qemuArgs } },
+    );
+    const serial = path.join(runDir, 'serial.log');
+    const report = () => (existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '');
+    serialReport = report;
+    const line = (what: string) => new RegExp(`^PCITEST ${what}(?: (.*))?$`, 'm').exec(report())?.[1] ?? '';
+    const waitLine = (what: string, ms: number) =>
+      waitUntil(() => new RegExp(`^PCITEST ${what}\\b`, 'm').test(report()), ms, () => `no "PCITEST ${what}" on the test host's serial console; its tail:\n${report().slice(-4000)}\n--- launcher:\n${host.stderr().slice(-2000)}`, 1000);
+
+    // Everything the test host does is waited for first, then checked: one failure still reports the rest.
+    await waitLine('(start|could-not-start)', 900_000);
+    const booted = Date.now();
+    assert.equal(line('could-not-start'), '', 'the share mounted and the script ran');
+    await waitLine('loopback-start', 600_000);
+    const stage1 = Date.now();
+    // Stage 2: once Snabb's driver has the NIC alone, frames in; the same frames should come out
+    const ready = await waitUntil(() => /^PCITEST loopback ready (.*)$/m.exec(report())?.[1] ?? (/^PCITEST loopback-end/m.test(report()) ? 'ended' : undefined), 300_000, 'loopback ready', 500);
+    if (ready !== 'ended') {
+      for (let n = 0; n < FRAMES; n++) {
+        wire.send(frame(n), nicPort, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await waitUntil(() => echoed.size >= FRAMES || undefined, 20_000, 'echoes', 500).catch(() => undefined);
+    }
+    await waitLine('done', 300_000);
+    const stage2 = [`loopback ${ready}`, `echoed ${echoed.size}/${FRAMES}`, ...(report().match(/^PCITEST loopback (?:counters|link|registers|rxdesc\S*|pci) .*$/gm) ?? [])];
+    console.log(`# PCI test host: boot ${Math.round((booted - started) / 1000)} s, stage 1 ${Math.round((stage1 - booted) / 1000)} s, stage 2 ${Math.round((Date.now() - stage1) / 1000)} s; ${stage2.join('; ')}`);
+
+    // 1. the management NIC
+    assert.match(line('nic'), /^id=0x8086:0x10d3 driver=e1000e netdev=eth\d$/, 'an 82574L on e1000e, as QEMU emulates it');
+    assert.match(line('mgmt-model'), /exit=3 .*PCI device 0000:00:0\w\.0 is 1af4:\w{4} \(kernel driver virtio-pci\), which snabbnfv cannot serve VM ports on/);
+    assert.match(line('mgmt-use'), /exit=4 .*looks like a NIC the host is using \(eth\d has address 10\.0\.2\.15\/24.*or give --force/);
+
+    // 2. the launcher with the 82574L
+    const during = line('during');
+    assert.match(during, /^driver=none /, 'Snabb unbound the device from e1000e');
+    assert.match(during, new RegExp(`snabb-pid=\\d+ snabb-cmdline=.*snabbnfv traffic -k 10 -D 0 ${NIC} `), 'the launcher started Snabb on it');
+    assert.match(line('during-launcher'), /PCI device 0000:00:10\.0 is an Intel 82574L \(no VMDq\), which snabbnfv cannot serve VM ports on: used only because --test-pci-model 8086:10d3 says so/);
+    assert.match(line('inner-vm'), /^VM 'inner' is running \(tcg/, "QEMU started the inner guest: Snabb serves its vhost-user socket");
+    // the blank disk's guest never powers off: a forced stop, exit 5
+    assert.match(line('launcher-exit'), /^code=5 gave PCI device 0000:00:10\.0 back to the kernel driver e1000e/);
+    assert.match(line('after'), /^driver=e1000e netdev=eth\d$/);
+    assert.match(line('after-link'), /^carrier=1 Link detected: yes$/, 'the kernel drives the NIC again, link up');
+
+    // 3. Snabb's driver alone
+    assert.match(ready, /^link=up /, 'intel_mp brought the link up');
+    assert.equal(echoed.size, FRAMES, 'every frame sent into the NIC came back out through intel_mp');
+    const counters = /rxpackets=(\d+) txpackets=(\d+) /.exec(line('loopback counters'));
+    assert.ok(counters && Number(counters[1]) >= FRAMES && Number(counters[2]) >= FRAMES, `the NIC's own counters saw the frames: ${line('loopback counters')}`);
+    assert.match(line('loopback-end'), /^driver=e1000e$/);
+
+    host.child.kill('SIGTERM');
+    assert.equal((await host.exited).code, 0);
+  });
+});

@@ -1,0 +1,70 @@
+#!/bin/bash
+# Runs inside the PCI test host (test/pci-host.test.ts), from cloud-init, with the staged files at $S (9p).
+# Reports on the serial console as lines "PCITEST <what> <facts>"; the test on our machine checks them.
+#   1. the launcher refuses the host's management NIC (virtio): its model, then (model let through) its use
+#   2. the launcher with the e1000e (82574L) port: PCI checks on the real sysfs, Snabb started on the device
+#      (unbound from e1000e), and after SIGTERM the device back on e1000e with its link up
+#   3. Snabb's intel_mp (test patch) alone on the device, frames looped from RX to TX (stage 2)
+set -u
+S=${1:-/mnt/pci}
+NIC=0000:00:10.0
+dev=/sys/bus/pci/devices/$NIC
+say() { echo "PCITEST $*" >/dev/ttyS0; }
+drv() { local l; l=$(readlink "$dev/driver") && basename "$l" || echo none; }
+netdev() { ls "$dev/net" 2>/dev/null | head -n1; }
+lastline() { tr -d '\r' | grep -v '^$' | tail -n1; }
+# always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
+launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
+  --memory 64 --stop-timeout 5 --snabb "$S/snabb-82574l" "$@"; }
+
+say "start $(date +%s)"
+modprobe e1000e # blacklisted at boot (build-pci-test-host.sh), so cloud-init named the management NIC first
+for _ in $(seq 40); do [[ -n $(netdev) ]] && break; sleep 0.5; done
+sysctl -q vm.nr_hugepages=128
+say "nic id=$(cat $dev/vendor):$(cat $dev/device) driver=$(drv) netdev=$(netdev)"
+
+mgmt_if=$(ip -4 route show default | awk '{ print $5; exit }')
+mgmt=$(basename "$(dirname "$(readlink -f "/sys/class/net/$mgmt_if/device")")") # device is virtioN, on the PCI device
+mgmt_id=$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/vendor"):$(sed 's/^0x//' "/sys/bus/pci/devices/$mgmt/device")
+out=$(launcher --name mgmt "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
+say "mgmt-model address=$mgmt if=$mgmt_if exit=$code $(lastline <<<"$out")"
+out=$(launcher --name mgmt --test-pci-model "$mgmt_id" "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
+say "mgmt-use address=$mgmt exit=$code $(lastline <<<"$out")"
+
+launcher --name inner --test-pci-model 8086:10d3 "$S/blank.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
+lpid=$!
+snabb=
+for _ in $(seq 240); do
+  snabb=$(pgrep -f "snabbnfv traffic .*$NIC" | head -n1)
+  [[ -n $snabb && $(drv) == none ]] && break
+  kill -0 $lpid 2>/dev/null || break
+  sleep 0.5
+done
+# QEMU starts the guest once Snabb serves its vhost-user socket
+for _ in $(seq 240); do grep -q "is running" /tmp/inner.log && break; kill -0 $lpid 2>/dev/null || break; sleep 0.5; done
+say "inner-vm $(grep -o "VM 'inner' is running.*" /tmp/inner.log | head -n1)"
+say "during driver=$(drv) snabb-pid=${snabb:-none} snabb-cmdline=$(tr '\0' ' ' </proc/${snabb:-0}/cmdline 2>/dev/null | tr -s ' ')"
+say "during-launcher $(grep -E 'warning|warn' /tmp/inner.log | grep -o 'PCI device.*' | head -n1)"
+for f in /run/snabbvm/inner/snabb/*.log; do
+  [[ -f $f ]] && tail -n 8 "$f" | sed 's/^/PCITEST snabb-log /' >/dev/ttyS0
+done
+kill -TERM $lpid
+wait $lpid; code=$?
+say "launcher-exit code=$code $(grep -o 'gave PCI device.*' /tmp/inner.log | head -n1)"
+if=$(netdev)
+say "after driver=$(drv) netdev=$if"
+carrier=0
+if [[ -n $if ]]; then
+  ip link set dev "$if" up
+  for _ in $(seq 40); do carrier=$(cat "/sys/class/net/$if/carrier" 2>/dev/null || echo 0); [[ $carrier == 1 ]] && break; sleep 0.5; done
+fi
+say "after-link carrier=$carrier $(ethtool "$if" 2>/dev/null | grep -E 'Link detected' | tr -d '\t')"
+tail -n 30 /tmp/inner.log | sed 's/^/PCITEST inner-log /' >/dev/ttyS0
+
+# Stage 2: intel_mp alone, RX looped to TX, for as long as the test sends frames (it ends with "stop" frames)
+if [[ -n $if ]]; then ip link set dev "$if" down; fi
+say "loopback-start"
+timeout 120 "$S/snabb" snsh "$S/loopback.lua" "$NIC" 30 2>&1 | sed -u 's/^/PCITEST loopback /' >/dev/ttyS0
+echo "$NIC" >/sys/bus/pci/drivers/e1000e/bind 2>/dev/null
+say "loopback-end driver=$(drv)"
+say "done"
