@@ -253,4 +253,8 @@ test('--machine, --cpu-model, --pointer, --qemu-arg; host needs KVM', () => {
   ]);
   assert.equal(problemsFor(['--machine', 'q35,accel=kvm', 'disk.qcow2']).exitCode, ExitCode.Usage);
   assert.equal(problemsFor(['--pointer', 'mouse', 'disk.qcow2']).exitCode, ExitCode.Usage);
+  assert.deepEqual(problemsFor(['--machine', 'pc', '--disk-bus', 'sata', 'disk.qcow2']).messages, [
+    '--disk-bus sata needs a q35 machine (its AHCI controller), not --machine pc; use --disk-bus ide with this machine',
+  ]);
+  assert.equal(configFor(['--machine', 'pc-q35-7.2', '--disk-bus', 'sata', 'disk.qcow2']).diskBus, 'sata');
 });

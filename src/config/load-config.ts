@@ -187,6 +187,8 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
   const machine = raw.machine ?? 'q35';
   // each goes into one QEMU option list: a name, never ',' (more options) for the machine
   if (!MACHINE_RE.test(machine)) usage(`--machine '${machine}' is not valid; give a QEMU machine type such as q35, pc or pc-q35-10.0 (qemu-system-x86_64 -machine help lists them)`);
+  // SATA disks sit on q35's built-in AHCI controller; pc (i440FX) has none
+  if (diskBus === 'sata' && !/q35/.test(machine)) usage(`--disk-bus sata needs a q35 machine (its AHCI controller), not --machine ${machine}; use --disk-bus ide with this machine`);
   if (raw.cpuModel !== undefined && !CPU_MODEL_RE.test(raw.cpuModel)) usage(`--cpu-model '${raw.cpuModel}' is not valid; give a QEMU CPU model such as max or Skylake-Client, optionally with features (Skylake-Client,-hle)`);
   if (raw.cpuModel !== undefined && isKvmOnlyCpuModel(raw.cpuModel) && accel === 'tcg') {
     usage(`--cpu-model ${raw.cpuModel} needs KVM and cannot run under --accel tcg; use max (the default under TCG) or a named model such as Skylake-Client`);
