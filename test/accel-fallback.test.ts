@@ -92,15 +92,16 @@ describe('a broken KVM under --accel auto: warn with the reason, boot under TCG'
     assert.ok(out.indexOf(STALL_BANNER) < out.indexOf('ACCEL-MARK'), 'the banners of the stalled start come first');
   });
 
-  test("the real QEMU, whose KVM init fails (a /dev/kvm that opens but is none): its own reason", { timeout: 120_000 }, async () => {
+  test("the real QEMU under KVM on this host (no /dev/kvm, or one that opens but does not work): its own reason", { timeout: 120_000 }, async () => {
     const name = 'fallback-real-qemu';
     const webPort = await freePort(18406);
     const vm = startLauncher([...baseArgs(name), '--web', String(webPort), '--web-listen', '127.0.0.1', '--stop-timeout', '0', '-u', userData, cloudImagePath()]);
     const reason = (await vm.waitFor(WARNING, 30_000))[1]!;
     console.log(`# the real QEMU under KVM here: ${reason}`);
-    // QEMU's own words: no KVM module behind the device on this machine, an ioctl a non-KVM device refuses elsewhere
-    assert.match(reason, /failed to initialize kvm|kvm version|KVM/);
-    assert.match(reason, /\(QEMU exited with code \d+\)$/);
+    // QEMU's own words, whatever this host's /dev/kvm is: absent ("Could not access KVM kernel module"), not KVM
+    // ("failed to initialize kvm"), or there but broken (the MSR assertion, QEMU killed by SIGABRT)
+    assert.match(reason, /KVM|kvm/);
+    assert.match(reason, /\(QEMU (exited with code \d+|was killed by SIG[A-Z]+)\)$/);
     await vm.waitFor(/is running \(tcg,/, 60_000);
     const fromWeb = (await (await fetch(`http://127.0.0.1:${webPort}/api/status`)).json()) as { accel: string; accelFallback: string };
     assert.equal(fromWeb.accel, 'tcg');
