@@ -256,7 +256,7 @@ describe('the Docker image, as users run it', { skip }, () => {
     const run = await runDetached(name, ['-v', `${u}:/u`, '-e', 'SNABBVM_ACCEL=tcg'], ['-u', 'user_data.txt', '--share', 'shared:data', 'debian-12.qcow2']);
     cleanups.push(() => removeContainer(name));
     await waitForLog(run, /is running \(tcg/, 120_000);
-    assert.match(flattenTerminalOutput(run.logs()), /shared folders by virtiofs: \/u\/shared at \/mnt\/data/);
+    assert.match(flattenTerminalOutput(run.logs()), /shared folders by virtiofs \(\/usr\/libexec\/virtiofsd, virtiofsd 1\.[^)]*\): \/u\/shared at \/mnt\/data/);
     const marker = await waitForLog(run, /SNABBVM-DOCKER-MARKER (\S+) END/, BOOT_MS);
     console.log(`# cloud-init marker in docker logs: ${marker[0]}`);
     assert.equal(marker[1], 'snabbvm', 'the hostname cloud-init set: the VM name');
