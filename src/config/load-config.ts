@@ -8,7 +8,7 @@ import { parseSize } from './size.js';
 import { validatePortSpecs } from '../snabb/port-spec.js';
 import { planDevicePluginPorts } from '../snabb/device-plugin-ports.js';
 import { checkUserDataFile } from '../cloudinit/validate-user-data.js';
-import { isKvmOnlyCpuModel } from '../qemu/build-qemu-argv.js';
+import { isKvmOnlyCpuModel, MACHINE_TYPE } from '../qemu/build-qemu-argv.js';
 
 export interface ConfigInput {
   /** options from the command line, already merged over the environment (the flag wins) */
@@ -184,7 +184,7 @@ export function loadConfig({ raw, positionals, env, baseDir }: ConfigInput): VmC
 
   const accel = oneOf<AccelMode>('--accel', raw.accel, ['auto', 'kvm', 'tcg'], 'auto');
   const shares = parseShares(raw.share ?? [], resolve, usage, input);
-  const machine = raw.machine ?? 'q35';
+  const machine = raw.machine ?? MACHINE_TYPE;
   // each goes into one QEMU option list: a name, never ',' (more options) for the machine
   if (!MACHINE_RE.test(machine)) usage(`--machine '${machine}' is not valid; give a QEMU machine type such as q35, pc or pc-q35-10.0 (qemu-system-x86_64 -machine help lists them)`);
   // SATA disks sit on q35's built-in AHCI controller; pc (i440FX) has none
