@@ -15,7 +15,7 @@ packages=(
   xz-utils zstd bzip2 gzip curl ca-certificates  # compressed images, downloads
   iperf3 procps
   gcc make libc6-dev patch              # Snabb, built by scripts/build-snabb.sh
-  busybox                               # bench/: busybox httpd and friends
+  busybox                               # bench/: busybox httpd and friends; the PCI inner guest
   iputils-ping util-linux                # network tests: ping the VM, setpriv to drop CAP_NET_ADMIN
   docker.io jq                           # the image tests (scripts/setup-docker.sh starts dockerd)
   chromium                               # the web console test drives a real browser (playwright-core)

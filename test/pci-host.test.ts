@@ -9,11 +9,14 @@
  *   2. the launcher with the 82574L as port (let through by --test-pci-model, with its warning): its checks read
  *      the real sysfs, Snabb (with the test-only intel_mp patch, test/pci/intel_mp-82574l.patch) is started on
  *      it and unbinds it from e1000e; after SIGTERM the launcher gives it back to e1000e, whose link comes up
- *   3. Snabb's intel_mp alone on the device loops received frames back out: frames this test sends into the
- *      NIC's socket come back (RX, TX, link, counters)
+ *   3. (issue stage 3) meanwhile, the launcher's VM is a small inner guest (test/fixtures/build-inner-guest.sh,
+ *      nested TCG) with the 82574L as its port: its pings reach this test's responder on the NIC's socket
+ *      through vhost-user, Snabb's intel_mp and the NIC; `snabbvm status --json` counts what crossed the wire;
+ *      after a SIGKILL of Snabb the launcher restarts it and the pings come through again
+ *   4. (issue stage 2) Snabb's intel_mp alone on the device loops received frames back out: frames this test
+ *      sends into the NIC's socket come back (RX, TX, link, counters)
  *
- * No inner guest: the launcher's QEMU boots a blank disk. Needs the Snabb source (for intel_mp.lua), as
- * scripts/build-snabb.sh finds it.
+ * Needs the Snabb source (for intel_mp.lua), as scripts/build-snabb.sh finds it.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -22,8 +25,9 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { pciTestHostImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
+import { innerGuestImagePath, pciTestHostImagePath, repoRoot, whyNoVmTests } from './helpers/fixtures.js';
 import { startLauncher } from './helpers/launcher.js';
+import { PingResponder, type WireCounts } from './helpers/ping-responder.js';
 import { waitUntil } from './helpers/wait-until.js';
 
 const SNABB = '/usr/local/bin/snabb';
@@ -36,8 +40,11 @@ if (skip) console.log(`# SKIPPING the PCI test host: ${skip}`);
 
 const NIC = '0000:00:10.0';
 const FRAMES = 20;
+/** where the inner guest pings (build-inner-guest.sh), answered by this test */
+const RESPONDER_IP = '192.168.82.1';
+const RESPONDER_MAC = Buffer.from('020000820001', 'hex');
 
-/** The files the test host mounts: node, the launcher, Snabb and the patched intel_mp, a blank disk. */
+/** The files the test host mounts: node, the launcher, Snabb and the patched intel_mp, the inner guest, a blank disk. */
 function stageFiles(dir: string): void {
   copyFileSync(process.execPath, path.join(dir, 'node'));
   copyFileSync(SNABB, path.join(dir, 'snabb'));
@@ -53,6 +60,7 @@ function stageFiles(dir: string): void {
   cpSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'app/node_modules'), { recursive: true, dereference: true });
   copyFileSync(path.join(repoRoot, 'package.json'), path.join(dir, 'app/package.json'));
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'blank.qcow2'), '64M']);
+  copyFileSync(innerGuestImagePath(), path.join(dir, 'inner-guest.qcow2'));
 }
 
 /** A UDP port nobody uses now, for QEMU's end of the NIC's socket. */
@@ -87,7 +95,7 @@ describe('the PCI test host', { skip }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('the launcher on an emulated 82574L: checks on real sysfs, Snabb unbinds and drives it, the kernel gets it back', { timeout: 1_500_000 }, async () => {
+  test('the launcher on an emulated 82574L: checks on real sysfs, Snabb unbinds and drives it, the kernel gets it back', { timeout: 2_700_000 }, async () => {
 
     const started = Date.now();
     const image = pciTestHostImagePath();
@@ -99,12 +107,14 @@ describe('the PCI test host', { skip }, () => {
     // the wire: QEMU sends the NIC's frames to `wire`, and takes frames for it at nicPort
     wire = createSocket('udp4');
     const echoed = new Set<string>();
+    const nicPort = await freeUdpPort();
+    const responder = new PingResponder(RESPONDER_IP, RESPONDER_MAC, (f) => wire!.send(f, nicPort, '127.0.0.1'));
     wire.on('message', (msg) => {
       const m = /snabbvm-pci-(\d+)/.exec(msg.toString('latin1'));
       if (m) echoed.add(m[1]!);
+      else responder.receive(msg);
     });
     await new Promise<void>((resolve) => wire!.bind(0, '127.0.0.1', resolve));
-    const nicPort = await freeUdpPort();
     const qemuArgs = [
       '-device', `e1000e,netdev=pcinic,addr=0x10,mac=52:54:00:82:57:4c`,
       '-netdev', `socket,id=pcinic,udp=127.0.0.1:${wire.address().port},localaddr=127.0.0.1:${nicPort}`,
@@ -129,6 +139,16 @@ describe('the PCI test host', { skip }, () => {
     await waitLine('(start|could-not-start)', 900_000);
     const booted = Date.now();
     assert.equal(line('could-not-start'), '', 'the share mounted and the script ran');
+    // Stage 3: after each round of the inner guest's pings, the wire's counts as they are when Snabb's are read
+    // (the guest is silent then); the test host waits for ack-N before it goes on
+    const wireAt: WireCounts[] = [];
+    const roundSeen: number[] = [];
+    for (const round of [1, 2]) {
+      await waitUntil(() => new RegExp(`^PCITEST (counters-${round}|loopback-start)\\b`, 'm').test(report()) || undefined, 1_200_000, `counters-${round}`, 500).catch(() => undefined);
+      wireAt.push({ ...responder.counts });
+      roundSeen.push(Date.now());
+      writeFileSync(path.join(stage, `ack-${round}`), '');
+    }
     await waitLine('loopback-start', 600_000);
     const stage1 = Date.now();
     // Stage 2: once Snabb's driver has the NIC alone, frames in; the same frames should come out
@@ -142,7 +162,10 @@ describe('the PCI test host', { skip }, () => {
     }
     await waitLine('done', 300_000);
     const stage2 = [`loopback ${ready}`, `echoed ${echoed.size}/${FRAMES}`, ...(report().match(/^PCITEST loopback (?:counters|link|registers|rxdesc\S*|pci) .*$/gm) ?? [])];
-    console.log(`# PCI test host: boot ${Math.round((booted - started) / 1000)} s, stage 1 ${Math.round((stage1 - booted) / 1000)} s, stage 2 ${Math.round((Date.now() - stage1) / 1000)} s; ${stage2.join('; ')}`);
+    const secs = (a: number, b: number) => `${Math.round((b - a) / 1000)} s`;
+    console.log(`# PCI test host: boot ${secs(started, booted)}, stages 1 and 3 ${secs(booted, stage1)} (inner guest's round 1 at ${secs(booted, roundSeen[0]!)}, round 2 ${secs(roundSeen[0]!, roundSeen[1]!)} later), stage 2 ${secs(stage1, Date.now())}; ${stage2.join('; ')}`);
+    console.log(`# wire after round 1: ${JSON.stringify(wireAt[0])}, after round 2: ${JSON.stringify(wireAt[1])}`);
+    for (const l of new Set(report().match(/^PCITEST (counters-\d|snabb-killed|inner-guest round \d (burst|reachable)).*$/gm))) console.log(`# ${l}`);
 
     // 1. the management NIC
     assert.match(line('nic'), /^id=0x8086:0x10d3 driver=e1000e netdev=eth\d$/, 'an 82574L on e1000e, as QEMU emulates it');
@@ -155,12 +178,36 @@ describe('the PCI test host', { skip }, () => {
     assert.match(during, new RegExp(`snabb-pid=\\d+ snabb-cmdline=.*snabbnfv traffic -k 10 -D 0 ${NIC} `), 'the launcher started Snabb on it');
     assert.match(line('during-launcher'), /PCI device 0000:00:10\.0 is an Intel 82574L \(no VMDq\), which snabbnfv cannot serve VM ports on: used only because --test-pci-model 8086:10d3 says so/);
     assert.match(line('inner-vm'), /^VM 'inner' is running \(tcg/, "QEMU started the inner guest: Snabb serves its vhost-user socket");
-    // the blank disk's guest never powers off: a forced stop, exit 5
-    assert.match(line('launcher-exit'), /^code=5 gave PCI device 0000:00:10\.0 back to the kernel driver e1000e/);
+    // the inner guest powers off on the launcher's ACPI request: a clean stop
+    assert.match(line('launcher-exit'), /^code=0 gave PCI device 0000:00:10\.0 back to the kernel driver e1000e/);
+    assert.match(line('inner-guest-last'), /^INNER poweroff$/);
     assert.match(line('after'), /^driver=e1000e netdev=eth\d$/);
     assert.match(line('after-link'), /^carrier=1 Link detected: yes$/, 'the kernel drives the NIC again, link up');
 
-    // 3. Snabb's driver alone
+    // 3. the inner guest behind the NIC: two rounds of pings, Snabb killed between them
+    const inner = (what: string) => new RegExp(`^PCITEST inner-guest ${what}$`, 'm').exec(report());
+    assert.ok(inner(`up nic=eth0 mac=\\S+ addr=192\\.168\\.82\\.2/24 peer=${RESPONDER_IP}`), 'the inner guest (no cloud-init to name it eth1) has the port as its only NIC, eth0');
+    const portCounters = (round: number) => {
+      const m = /^state=(\w+) pid=(\d+) restarts=(\d+) tx=(\d+) rx=(\d+) rxdrops=(\d+) /.exec(line(`counters-${round}`));
+      assert.ok(m, `snabbvm status --json gave the port's counters after round ${round}: "${line(`counters-${round}`)}"`);
+      return { state: m[1], pid: Number(m[2]), restarts: Number(m[3]), tx: Number(m[4]), rx: Number(m[5]), rxDrops: Number(m[6]) };
+    };
+    for (const round of [1, 2]) {
+      assert.ok(inner(`round ${round} burst 10/10`), `round ${round}: all 10 pings answered through the NIC`);
+    }
+    const [c1, c2] = [portCounters(1), portCounters(2)];
+    const [w1, w2] = [wireAt[0]!, wireAt[1]!];
+    assert.ok(w1.echoReplies >= 10 && w1.arpReplies >= 1, `the responder answered ARP and the round's pings: ${JSON.stringify(w1)}`);
+    // Snabb's counters are its process's own: round 1 from Snabb's start, round 2 from its restart
+    assert.deepEqual({ tx: c1.tx, rx: c1.rx, rxDrops: c1.rxDrops }, { tx: w1.received, rx: w1.sent, rxDrops: 0 }, 'round 1: what the VM sent is what came off the wire, and what the responder sent reached the VM');
+    assert.match(line('snabb-killed'), new RegExp(`^pid=${c1.pid}$`));
+    assert.ok(inner('round 1 carrier down') && inner('round 1 carrier up'), "the guest's link went down with Snabb and came back with the restarted one");
+    assert.equal(c2.state, 'running');
+    assert.notEqual(c2.pid, c1.pid, 'a new Snabb');
+    assert.equal(c2.restarts, c1.restarts + 1, 'the launcher restarted Snabb once');
+    assert.deepEqual({ tx: c2.tx, rx: c2.rx, rxDrops: c2.rxDrops }, { tx: w2.received - w1.received, rx: w2.sent - w1.sent, rxDrops: 0 }, 'round 2, after the restart: the same agreement');
+
+    // 4. Snabb's driver alone
     assert.match(ready, /^link=up /, 'intel_mp brought the link up');
     assert.equal(echoed.size, FRAMES, 'every frame sent into the NIC came back out through intel_mp');
     const counters = /rxpackets=(\d+) txpackets=(\d+) /.exec(line('loopback counters'));

@@ -2,9 +2,12 @@
 # Runs inside the PCI test host (test/pci-host.test.ts), from cloud-init, with the staged files at $S (9p).
 # Reports on the serial console as lines "PCITEST <what> <facts>"; the test on our machine checks them.
 #   1. the launcher refuses the host's management NIC (virtio): its model, then (model let through) its use
-#   2. the launcher with the e1000e (82574L) port: PCI checks on the real sysfs, Snabb started on the device
-#      (unbound from e1000e), and after SIGTERM the device back on e1000e with its link up
+#   2. the launcher with the e1000e (82574L) port and the inner guest (test/fixtures/build-inner-guest.sh): PCI
+#      checks on the real sysfs, Snabb started on the device (unbound from e1000e); the inner guest pings the
+#      test's responder through the NIC (stage 3), Snabb's counters after each round, Snabb killed with SIGKILL
+#      between rounds; after SIGTERM the guest powers off and the device is back on e1000e with its link up
 #   3. Snabb's intel_mp (test patch) alone on the device, frames looped from RX to TX (stage 2)
+# Between rounds the script waits for $S/ack-<round>: the test has counted the wire by then.
 set -u
 S=${1:-/mnt/pci}
 NIC=0000:00:10.0
@@ -14,8 +17,30 @@ drv() { local l; l=$(readlink "$dev/driver") && basename "$l" || echo none; }
 netdev() { ls "$dev/net" 2>/dev/null | head -n1; }
 lastline() { tr -d '\r' | grep -v '^$' | tail -n1; }
 # always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
+snabbvm() { "$S/node" "$S/app/dist/src/cli/main.js" "$@"; }
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
-  --memory 64 --stop-timeout 5 --snabb "$S/snabb-82574l" "$@"; }
+  --memory 128 --stop-timeout 120 --snabb "$S/snabb-82574l" "$@"; }
+# the inner guest's serial console, copied as it grows (its run folder goes when the launcher ends)
+inner() { tr -d '\r' </tmp/inner-serial.log 2>/dev/null | grep '^INNER '; }
+# wait_inner REGEX SECONDS: until the inner guest says it (or its launcher is gone)
+wait_inner() {
+  for _ in $(seq $(($2 * 2))); do inner | grep -qE "$1" && return 0; kill -0 $lpid 2>/dev/null || return 1; sleep 0.5; done
+  return 1
+}
+# the port as `snabbvm status --json` has it, once its counters stay the same for 3 s
+port_status() {
+  local a b
+  for _ in $(seq 20); do
+    a=$(snabbvm status --json --name inner | "$S/node" -e '
+      const p = JSON.parse(require("fs").readFileSync(0, "utf8")).ports[0] ?? {}, c = p.counters ?? {};
+      console.log(`state=${p.state} pid=${p.pid} restarts=${p.restarts} tx=${c.txPackets} rx=${c.rxPackets} rxdrops=${c.rxDrops} txbytes=${c.txBytes} rxbytes=${c.rxBytes}`)')
+    [[ -n ${b:-} && $a == "$b" && $a == state=running* ]] && break
+    b=$a
+    sleep 3
+  done
+  echo "$a"
+}
+wait_ack() { for _ in $(seq 120); do [[ -e $S/ack-$1 ]] && return 0; sleep 0.5; done; return 1; }
 
 say "start $(date +%s)"
 modprobe e1000e # blacklisted at boot (build-pci-test-host.sh), so cloud-init named the management NIC first
@@ -31,8 +56,10 @@ say "mgmt-model address=$mgmt if=$mgmt_if exit=$code $(lastline <<<"$out")"
 out=$(launcher --name mgmt --test-pci-model "$mgmt_id" "$S/blank.qcow2" "$mgmt" 2>&1); code=$?
 say "mgmt-use address=$mgmt exit=$code $(lastline <<<"$out")"
 
-launcher --name inner --test-pci-model 8086:10d3 "$S/blank.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
+launcher --name inner --test-pci-model 8086:10d3 "$S/inner-guest.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
 lpid=$!
+tail -F -n +1 /run/snabbvm/inner/serial.log >/tmp/inner-serial.log 2>/dev/null &
+tailpid=$!
 snabb=
 for _ in $(seq 240); do
   snabb=$(pgrep -f "snabbnfv traffic .*$NIC" | head -n1)
@@ -48,8 +75,27 @@ say "during-launcher $(grep -E 'warning|warn' /tmp/inner.log | grep -o 'PCI devi
 for f in /run/snabbvm/inner/snabb/*.log; do
   [[ -f $f ]] && tail -n 8 "$f" | sed 's/^/PCITEST snabb-log /' >/dev/ttyS0
 done
+# Stage 3: the inner guest's rounds of pings to the test's responder, through vhost-user, Snabb, the NIC
+round() { # $1: the round, $2: how long it may take (s)
+  wait_inner "^INNER round $1 burst" "$2"
+  inner | sed 's/^INNER /PCITEST inner-guest /' >/dev/ttyS0
+  say "counters-$1 $(port_status)"
+  wait_ack "$1" || say "no-ack-$1"
+}
+wait_inner '^INNER up' 900
+round 1 900
+old_snabb=$(snabbvm status --json --name inner | "$S/node" -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).ports[0]?.pid ?? "")')
+kill -KILL "$old_snabb"
+say "snabb-killed pid=$old_snabb"
+round 2 300
+for f in /run/snabbvm/inner/snabb/*.log; do
+  [[ -f $f ]] && tail -n 12 "$f" | sed 's/^/PCITEST snabb-log /' >/dev/ttyS0
+done
 kill -TERM $lpid
 wait $lpid; code=$?
+sleep 1
+kill $tailpid
+say "inner-guest-last $(inner | tail -n1)"
 say "launcher-exit code=$code $(grep -o 'gave PCI device.*' /tmp/inner.log | head -n1)"
 if=$(netdev)
 say "after driver=$(drv) netdev=$if"
