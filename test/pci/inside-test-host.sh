@@ -16,8 +16,8 @@ say() { echo "PCITEST $*" >/dev/ttyS0; }
 drv() { local l; l=$(readlink "$dev/driver") && basename "$l" || echo none; }
 netdev() { ls "$dev/net" 2>/dev/null | head -n1; }
 lastline() { tr -d '\r' | grep -v '^$' | tail -n1; }
-# always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 snabbvm() { "$S/node" "$S/app/dist/src/cli/main.js" "$@"; }
+# always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 128 --stop-timeout 120 --snabb "$S/snabb-82574l" "$@"; }
 # the inner guest's serial console, copied as it grows (its run folder goes when the launcher ends)
