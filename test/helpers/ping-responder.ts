@@ -4,7 +4,7 @@
  * crossed the wire each way. Enough of IPv4 for a guest's `ping`; nothing else is answered.
  */
 export interface WireCounts {
-  /** frames that came off the wire (from the NIC), other than those `ignore` matched */
+  /** frames that came off the wire (from the NIC) and were given to receive() */
   received: number;
   /** frames this responder put on the wire */
   sent: number;

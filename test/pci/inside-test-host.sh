@@ -79,12 +79,13 @@ done
 round() { # $1: the round, $2: how long it may take (s)
   wait_inner "^INNER round $1 burst" "$2"
   inner | sed 's/^INNER /PCITEST inner-guest /' >/dev/ttyS0
-  say "counters-$1 $(port_status)"
+  status=$(port_status)
+  say "counters-$1 $status"
   wait_ack "$1" || say "no-ack-$1"
 }
 wait_inner '^INNER up' 900
 round 1 900
-old_snabb=$(snabbvm status --json --name inner | "$S/node" -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).ports[0]?.pid ?? "")')
+old_snabb=$(grep -o 'pid=[0-9]*' <<<"$status" | cut -d= -f2) # the Snabb whose counters round 1 read
 kill -KILL "$old_snabb"
 say "snabb-killed pid=$old_snabb"
 round 2 300
