@@ -192,8 +192,12 @@ describe('the PCI test host', { skip }, () => {
       assert.ok(m, `snabbvm status --json gave the port's counters after round ${round}: "${line(`counters-${round}`)}"`);
       return { state: m[1], pid: Number(m[2]), restarts: Number(m[3]), tx: Number(m[4]), rx: Number(m[5]), rxDrops: Number(m[6]) };
     };
+    const innerRounds = report().match(/^PCITEST inner-guest round .*$/gm) ?? [];
+    if (![1, 2].every((round) => inner(`round ${round} burst 10/10 rtt-ms=\\S+`))) {
+      console.log(`# the wire's last frames (ms since the responder started):\n${responder.timeline.map((l) => `#   ${l}`).join('\n')}`);
+    }
     for (const round of [1, 2]) {
-      assert.ok(inner(`round ${round} burst 10/10`), `round ${round}: all 10 pings answered through the NIC`);
+      assert.ok(inner(`round ${round} burst 10/10 rtt-ms=\\S+`), `round ${round}: all 10 pings answered through the NIC; the inner guest said: ${innerRounds.join('; ')}`);
     }
     const [c1, c2] = [portCounters(1), portCounters(2)];
     const [w1, w2] = [wireAt[0]!, wireAt[1]!];

@@ -14,7 +14,10 @@ export interface WireCounts {
 
 export class PingResponder {
   readonly counts: WireCounts = { received: 0, sent: 0, arpReplies: 0, echoReplies: 0 };
+  /** the last frames each way, "<ms since start> <in|out> <what>", for a failure's why */
+  readonly timeline: string[] = [];
   private readonly ip: Buffer;
+  private readonly start = Date.now();
 
   constructor(
     ip: string,
@@ -27,6 +30,7 @@ export class PingResponder {
   /** One frame from the wire. */
   receive(frame: Buffer): void {
     this.counts.received++;
+    this.note('in', frame);
     if (frame.length < 14) return;
     const type = frame.readUInt16BE(12);
     if (type === 0x0806) this.arp(frame);
@@ -37,7 +41,19 @@ export class PingResponder {
     // the minimum Ethernet frame without FCS: 60 bytes
     const out = frame.length < 60 ? Buffer.concat([frame, Buffer.alloc(60 - frame.length)]) : frame;
     this.counts.sent++;
+    this.note('out', out);
     this.send(out);
+  }
+
+  private note(way: 'in' | 'out', f: Buffer): void {
+    const type = f.length >= 14 ? f.readUInt16BE(12) : 0;
+    const icmp = type === 0x0800 && f.length >= 14 + 20 + 8 ? 14 + (f[14]! & 0x0f) * 4 : -1;
+    const what =
+      type === 0x0806 ? `arp op ${f.readUInt16BE(20)}`
+      : icmp > 0 && f[23] === 1 ? `icmp type ${f[icmp]} id ${f.readUInt16BE(icmp + 4)} seq ${f.readUInt16BE(icmp + 6)}`
+      : `ethertype 0x${type.toString(16)}, ${f.length} bytes`;
+    this.timeline.push(`${Date.now() - this.start} ${way} ${what}`);
+    if (this.timeline.length > 200) this.timeline.shift();
   }
 
   private arp(f: Buffer): void {
