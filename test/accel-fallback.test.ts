@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { cloudImagePath, whyNoVmTests } from './helpers/fixtures.js';
 import { freePort } from './helpers/free-port.js';
 import { launcherPath, processesMatching, runLauncher, startLauncher } from './helpers/launcher.js';
@@ -20,6 +20,10 @@ import { STALL_BANNER, writeStandInQemu, type StandInKind } from './helpers/stan
 const skip = whyNoVmTests();
 const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-accel-'));
 after(() => rmSync(work, { recursive: true, force: true }));
+// the fixture build (about 3 min on a fresh machine) is not part of the probe's timing or the boot timeouts
+before(() => {
+  if (!skip) cloudImagePath();
+}, { timeout: 900_000 });
 const fakeKvm = path.join(work, 'kvm');
 writeFileSync(fakeKvm, '');
 const userData = path.join(work, 'user-data.yaml');
