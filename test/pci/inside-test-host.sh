@@ -20,7 +20,7 @@ snabbvm() { "$S/node" "$S/app/dist/src/cli/main.js" "$@"; }
 # always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 128 --stop-timeout 120 --snabb "$S/snabb-82574l" "$@"; }
-# the inner guest's serial console, copied as it grows (its run folder goes when the launcher ends)
+# the inner guest's own lines (its console is copied to /tmp/inner-serial.log, below)
 inner() { tr -d '\r' </tmp/inner-serial.log 2>/dev/null | grep '^INNER '; }
 # wait_inner REGEX SECONDS: until the inner guest says it (or its launcher is gone)
 wait_inner() {
@@ -58,7 +58,10 @@ say "mgmt-use address=$mgmt exit=$code $(lastline <<<"$out")"
 
 launcher --name inner --test-pci-model 8086:10d3 "$S/inner-guest.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
 lpid=$!
-tail -F -n +1 /run/snabbvm/inner/serial.log >/tmp/inner-serial.log 2>/dev/null &
+# the inner guest's serial console copied as it grows (its run folder goes when the launcher ends), and each of
+# its lines on ours as it comes, "PCITEST inner-console <line>", so that a stall shows where it stopped
+( tail -F -n +1 /run/snabbvm/inner/serial.log 2>/dev/null | tee /tmp/inner-serial.log |
+  sed -u 's/\r//; s/^/PCITEST inner-console /' >/dev/ttyS0 ) &
 tailpid=$!
 snabb=
 for _ in $(seq 240); do
@@ -95,7 +98,7 @@ done
 kill -TERM $lpid
 wait $lpid; code=$?
 sleep 1
-kill $tailpid
+pkill -P $tailpid; kill $tailpid
 say "inner-guest-last $(inner | tail -n1)"
 say "launcher-exit code=$code $(grep -o 'gave PCI device.*' /tmp/inner.log | head -n1)"
 if=$(netdev)
