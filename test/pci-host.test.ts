@@ -98,7 +98,7 @@ describe('the PCI test host', { skip }, () => {
     console.log([...lines.filter((l) => !innerConsole.includes(l)), ...innerConsole.slice(-40)].map((l) => `# ${l}`).join('\n'));
     if (!passed && responder) {
       console.log(`# the wire: ${JSON.stringify(responder.counts)}; its last frames (ms since the responder started):`);
-      console.log(responder.timeline.slice(-40).map((l) => `#   ${l}`).join('\n'));
+      console.log(responder.timeline.map((l) => `#   ${l}`).join('\n'));
     }
     wire?.close();
     rmSync(work, { recursive: true, force: true });

@@ -14,7 +14,7 @@ export interface WireCounts {
 
 export class PingResponder {
   readonly counts: WireCounts = { received: 0, sent: 0, arpReplies: 0, echoReplies: 0 };
-  /** the last frames each way, "<ms since start> <in|out> <what>", for a failure's why */
+  /** the last 40 frames in and out, "<ms since start> <in|out> <what>", for a failure's why */
   readonly timeline: string[] = [];
   private readonly ip: Buffer;
   private readonly start = Date.now();
@@ -53,7 +53,7 @@ export class PingResponder {
       : icmp > 0 && f[23] === 1 ? `icmp type ${f[icmp]} id ${f.readUInt16BE(icmp + 4)} seq ${f.readUInt16BE(icmp + 6)}`
       : `ethertype 0x${type.toString(16)}, ${f.length} bytes`;
     this.timeline.push(`${Date.now() - this.start} ${way} ${what}`);
-    if (this.timeline.length > 200) this.timeline.shift();
+    if (this.timeline.length > 40) this.timeline.shift();
   }
 
   private arp(f: Buffer): void {
