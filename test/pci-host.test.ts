@@ -94,8 +94,8 @@ describe('the PCI test host', { skip }, () => {
     // what the test host reported, for the log (and a failure's why): its lines, the end of the inner guest's
     // console, and after a failure the wire's last frames
     const lines = serialReport().split('\n').filter((l) => l.startsWith('PCITEST'));
-    const innerConsole = lines.filter((l) => l.startsWith('PCITEST inner-console '));
-    console.log([...lines.filter((l) => !innerConsole.includes(l)), ...innerConsole.slice(-40)].map((l) => `# ${l}`).join('\n'));
+    const isConsole = (l: string) => l.startsWith('PCITEST inner-console ');
+    console.log([...lines.filter((l) => !isConsole(l)), ...lines.filter(isConsole).slice(-40)].map((l) => `# ${l}`).join('\n'));
     if (!passed && responder) {
       console.log(`# the wire: ${JSON.stringify(responder.counts)}; its last frames (ms since the responder started):`);
       console.log(responder.timeline.map((l) => `#   ${l}`).join('\n'));
