@@ -88,7 +88,8 @@ describe('the PCI test host', { skip }, () => {
   const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-pci-host-'));
   let wire: Socket | undefined;
   let serialReport = () => '';
-  let responder: PingResponder | undefined;
+  let nicPort = 0; // where QEMU takes frames for the NIC: set before anything is sent
+  const responder = new PingResponder(RESPONDER_IP, RESPONDER_MAC, (f) => wire!.send(f, nicPort, '127.0.0.1'));
   let passed = false;
   after(() => {
     // what the test host reported, for the log (and a failure's why): its lines, the end of the inner guest's
@@ -96,7 +97,7 @@ describe('the PCI test host', { skip }, () => {
     const lines = serialReport().split('\n').filter((l) => l.startsWith('PCITEST'));
     const isConsole = (l: string) => l.startsWith('PCITEST inner-console ');
     console.log([...lines.filter((l) => !isConsole(l)), ...lines.filter(isConsole).slice(-40)].map((l) => `# ${l}`).join('\n'));
-    if (!passed && responder) {
+    if (!passed && responder.counts.received > 0) {
       console.log(`# the wire: ${JSON.stringify(responder.counts)}; its last frames (ms since the responder started):`);
       console.log(responder.timeline.map((l) => `#   ${l}`).join('\n'));
     }
@@ -116,13 +117,11 @@ describe('the PCI test host', { skip }, () => {
     // the wire: QEMU sends the NIC's frames to `wire`, and takes frames for it at nicPort
     wire = createSocket('udp4');
     const echoed = new Set<string>();
-    const nicPort = await freeUdpPort();
-    const wireResponder = new PingResponder(RESPONDER_IP, RESPONDER_MAC, (f) => wire!.send(f, nicPort, '127.0.0.1'));
-    responder = wireResponder;
+    nicPort = await freeUdpPort();
     wire.on('message', (msg) => {
       const m = /snabbvm-pci-(\d+)/.exec(msg.toString('latin1'));
       if (m) echoed.add(m[1]!);
-      else wireResponder.receive(msg);
+      else responder.receive(msg);
     });
     await new Promise<void>((resolve) => wire!.bind(0, '127.0.0.1', resolve));
     const qemuArgs = [
@@ -155,7 +154,7 @@ describe('the PCI test host', { skip }, () => {
     const roundSeen: number[] = [];
     for (const round of [1, 2]) {
       await waitUntil(() => new RegExp(`^PCITEST (counters-${round}|loopback-start)\\b`, 'm').test(report()) || undefined, 1_200_000, `counters-${round}`, 500).catch(() => undefined);
-      wireAt.push({ ...wireResponder.counts });
+      wireAt.push({ ...responder.counts });
       roundSeen.push(Date.now());
       writeFileSync(path.join(stage, `ack-${round}`), '');
     }
