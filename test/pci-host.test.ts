@@ -2,7 +2,7 @@
  * The PCI path on a real (emulated) PCI NIC: a TCG "test host" VM, started by our launcher from the PCI test host
  * fixture (test/fixtures/build-pci-test-host.sh), has an Intel 82574L (QEMU's e1000e, 8086:10d3) at 0000:00:10.0
  * whose other end is a UDP socket of this test, and the launcher, node and Snabb from this machine over 9p.
- * test/pci/inside-test-host.sh runs in it from cloud-init and reports on the serial console:
+ * test/pci/inside-test-host.sh runs in it from cloud-init and reports in a file on a second, writable share:
  *
  *   1. the launcher refuses the test host's management NIC (virtio): for its model (exit 3), and, the model let
  *      through by --test-pci-model, because the kernel has addresses and routes on it (exit 4, no --force)
@@ -81,22 +81,23 @@ function frame(n: number): Buffer {
 const USER_DATA = `#cloud-config
 ssh_genkeytypes: []
 runcmd:
-  - [sh, -c, "modprobe 9pnet_virtio; mkdir -p /mnt/pci && mount -t 9p -o trans=virtio,version=9p2000.L,ro pci /mnt/pci && bash /mnt/pci/inside-test-host.sh /mnt/pci || echo PCITEST could-not-start >/dev/ttyS0"]
+  - [sh, -c, "modprobe 9pnet_virtio; mkdir -p /mnt/pci && mount -t 9p -o trans=virtio,version=9p2000.L,ro pci /mnt/pci && mkdir -p /mnt/report && mount -t 9p -o trans=virtio,version=9p2000.L report /mnt/report && bash /mnt/pci/inside-test-host.sh /mnt/pci /mnt/report || echo PCITEST could-not-start >/dev/ttyS0"]
 `;
 
 describe('the PCI test host', { skip }, () => {
   const work = mkdtempSync(path.join(tmpdir(), 'snabbvm-pci-host-'));
   let wire: Socket | undefined;
-  let serialReport = () => '';
+  const reportDir = path.join(work, 'report'); // the test host's report.log and inner-console.log
+  const readReport = (name: string) => (existsSync(path.join(reportDir, name)) ? readFileSync(path.join(reportDir, name), 'latin1') : '');
   let nicPort = 0; // where QEMU takes frames for the NIC: set before anything is sent
   const responder = new PingResponder(RESPONDER_IP, RESPONDER_MAC, (f) => wire!.send(f, nicPort, '127.0.0.1'));
   let passed = false;
   after(() => {
     // what the test host reported, for the log (and a failure's why): its lines, the end of the inner guest's
     // console, and after a failure the wire's last frames
-    const lines = serialReport().split('\n').filter((l) => l.startsWith('PCITEST'));
-    const isConsole = (l: string) => l.startsWith('PCITEST inner-console ');
-    console.log([...lines.filter((l) => !isConsole(l)), ...lines.filter(isConsole).slice(-40)].map((l) => `# ${l}`).join('\n'));
+    const lines = readReport('report.log').split('\n').filter((l) => l !== '');
+    const console40 = readReport('inner-console.log').split('\n').filter((l) => l !== '').slice(-40);
+    console.log([...lines, ...console40.map((l) => `PCITEST inner-console ${l}`)].map((l) => `# ${l}`).join('\n'));
     if (!passed && responder.counts.received > 0) {
       console.log(`# the wire: ${JSON.stringify(responder.counts)}; its last frames (ms since the responder started):`);
       console.log(responder.timeline.map((l) => `#   ${l}`).join('\n'));
@@ -111,6 +112,7 @@ describe('the PCI test host', { skip }, () => {
     const image = pciTestHostImagePath();
     const stage = path.join(work, 'stage');
     mkdirSync(stage);
+    mkdirSync(reportDir);
     stageFiles(stage);
     writeFileSync(path.join(work, 'user-data'), USER_DATA);
 
@@ -128,6 +130,7 @@ describe('the PCI test host', { skip }, () => {
       '-device', `e1000e,netdev=pcinic,addr=0x10,mac=52:54:00:82:57:4c`,
       '-netdev', `socket,id=pcinic,udp=127.0.0.1:${wire.address().port},localaddr=127.0.0.1:${nicPort}`,
       '-virtfs', `local,path=${stage},mount_tag=pci,security_model=none,readonly=on`,
+      '-virtfs', `local,path=${reportDir},mount_tag=report,security_model=none`,
     ].join(' ');
 
     const runDir = path.join(work, 'run');
@@ -138,16 +141,17 @@ describe('the PCI test host', { skip }, () => {
       { env: { SNABBVM_PCI_TEST_HOST_QEMU_ARGS: qemuArgs } },
     );
     const serial = path.join(runDir, 'serial.log');
-    const report = () => (existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '');
-    serialReport = report;
+    const serialLog = () => (existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '');
+    const report = () => readReport('report.log');
     const line = (what: string) => new RegExp(`^PCITEST ${what}(?: (.*))?$`, 'm').exec(report())?.[1] ?? '';
     const waitLine = (what: string, ms: number) =>
-      waitUntil(() => new RegExp(`^PCITEST ${what}\\b`, 'm').test(report()), ms, () => `no "PCITEST ${what}" on the test host's serial console; its tail:\n${report().slice(-4000)}\n--- launcher:\n${host.stderr().slice(-2000)}`, 1000);
+      waitUntil(() => new RegExp(`^PCITEST ${what}\\b`, 'm').test(report()), ms, () => `no "PCITEST ${what}" in the test host's report; its tail:\n${report().slice(-4000)}\n--- its serial console:\n${serialLog().slice(-4000)}\n--- launcher:\n${host.stderr().slice(-2000)}`, 1000);
 
     // Everything the test host does is waited for first, then checked: one failure still reports the rest.
-    await waitLine('(start|could-not-start)', 900_000);
+    await waitUntil(() => /^PCITEST start\b/m.test(report()) || /^PCITEST could-not-start/m.test(serialLog()), 900_000,
+      () => `the test host's script never started; its serial console:\n${serialLog().slice(-4000)}\n--- launcher:\n${host.stderr().slice(-2000)}`, 1000);
     const booted = Date.now();
-    assert.equal(line('could-not-start'), '', 'the share mounted and the script ran');
+    assert.doesNotMatch(serialLog(), /^PCITEST could-not-start/m, 'the shares mounted and the script ran');
     // Stage 3: after each round of the inner guest's pings, the wire's counts as they are when Snabb's are read
     // (the guest is silent then); the test host waits for ack-N before it goes on
     const wireAt: WireCounts[] = [];
