@@ -24,8 +24,14 @@ snabbvm() { "$S/node" "$S/app/dist/src/cli/main.js" "$@"; }
 # always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 128 --stop-timeout 120 --snabb "$S/snabb-82574l" "$@"; }
-# the inner guest's own lines (its console is copied to /tmp/inner-serial.log, below)
-inner() { tr -d '\r' </tmp/inner-serial.log 2>/dev/null | grep '^INNER '; }
+# the inner guest's own lines (its console is copied to /tmp/inner-serial.log, below), whole ones only: the last
+# may still be coming, and a burst line cut short would be reported as such
+inner() {
+  local s
+  s=$(tr -d '\r' 2>/dev/null </tmp/inner-serial.log; echo .) # the dot keeps a final newline from $(...)
+  s=${s%.}
+  grep '^INNER ' <<<"${s%"${s##*$'\n'}"}" # without what follows the last newline
+}
 # wait_inner REGEX SECONDS: until the inner guest says it (or its launcher is gone)
 wait_inner() {
   for _ in $(seq $(($2 * 2))); do inner | grep -qE "$1" && return 0; kill -0 $lpid 2>/dev/null || return 1; sleep 0.5; done
