@@ -24,11 +24,11 @@ snabbvm() { "$S/node" "$S/app/dist/src/cli/main.js" "$@"; }
 # always called in a subshell ($(...) or &): exec, so that $! is the launcher itself and SIGTERM reaches it
 launcher() { exec "$S/node" "$S/app/dist/src/cli/main.js" --console none --net none --vnc none --web none --accel tcg \
   --memory 128 --stop-timeout 120 --snabb "$S/snabb-82574l" "$@"; }
-# the inner guest's own lines (its console is copied to /tmp/inner-serial.log, below), whole ones only: the last
-# may still be coming, and a burst line cut short would be reported as such
+# the inner guest's own lines (its console is copied to $R/inner-console.log, below), whole ones only: a read may
+# meet the last one half-written, and a burst line cut short would be reported as such
 inner() {
   local s
-  s=$(tr -d '\r' 2>/dev/null </tmp/inner-serial.log; echo .) # the dot keeps a final newline from $(...)
+  s=$(cat 2>/dev/null "$R/inner-console.log"; echo .) # the dot keeps a final newline from $(...)
   s=${s%.}
   grep '^INNER ' <<<"${s%"${s##*$'\n'}"}" # without what follows the last newline
 }
@@ -68,10 +68,9 @@ say "mgmt-use address=$mgmt exit=$code $(lastline <<<"$out")"
 
 launcher --name inner --test-pci-model 8086:10d3 "$S/inner-guest.qcow2" "$NIC" >/tmp/inner.log 2>&1 &
 lpid=$!
-# the inner guest's serial console copied as it grows (its run folder goes when the launcher ends), and to the
-# test as it comes, so that a stall shows where it stopped
-( tail -F -n +1 /run/snabbvm/inner/serial.log 2>/dev/null | tee /tmp/inner-serial.log |
-  sed -u 's/\r//' >"$R/inner-console.log" ) &
+# the inner guest's serial console copied as it grows (its run folder goes when the launcher ends): for inner()
+# here, and for the test as it comes, so that a stall shows where it stopped
+( tail -F -n +1 /run/snabbvm/inner/serial.log 2>/dev/null | sed -u 's/\r//g' >"$R/inner-console.log" ) &
 tailpid=$!
 snabb=
 for _ in $(seq 240); do
